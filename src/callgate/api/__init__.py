@@ -1,0 +1,1 @@
+"""The ``/api/ver1.0`` edge: error mapping shared by every resource router."""

@@ -1,0 +1,1 @@
+"""PBX applications: OAuth2 clients registered by users (SPEC §2)."""

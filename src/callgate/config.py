@@ -1,0 +1,79 @@
+"""Settings, read once from the environment (``CALLGATE_*``) and an optional config file.
+
+The settings object is created by the composition root and passed down; no module reads the
+environment on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105 - a known placeholder
+
+
+class UnsafeSettingsError(ValueError):
+    """Raised when a setting is unsafe outside development mode."""
+
+
+class Settings(BaseSettings):
+    """Every operator-visible setting of Callgate (SPEC §8)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CALLGATE_", env_file=None, extra="ignore", validate_default=True
+    )
+
+    mode: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    http_workers: int = 1
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    public_url: str = "http://127.0.0.1:8080"
+    secret_key: str = DEV_SECRET_KEY
+    cookie_secure: bool = False
+
+    access_token_lifetime: int = Field(3600, ge=60, le=86400)
+    refresh_token_lifetime: int = Field(30 * 86400, ge=3600)
+    refresh_grace_period: int = Field(30, ge=0, le=600)
+    authorization_code_lifetime: int = Field(600, ge=30, le=600)
+    session_lifetime: int = Field(12 * 3600, ge=300)
+
+    login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(50, ge=1)
+    login_failure_window: int = Field(900, ge=10)
+
+    rate_limit_per_hour: int = Field(10000, ge=1)
+
+    webhook_allow_private: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.mode == "production":
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise UnsafeSettingsError(
+                    "CALLGATE_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production mode"
+                )
+            if not self.public_url.startswith("https://"):
+                raise UnsafeSettingsError("CALLGATE_PUBLIC_URL must be https:// in production mode")
+        return self
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'callgate.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Event handlers: HTTP callbacks for call events on extensions and clients (SPEC §6)."""

@@ -1,0 +1,1 @@
+"""Identity: clients (tenants), extensions and users (SPEC §1)."""

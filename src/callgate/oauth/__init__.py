@@ -1,0 +1,1 @@
+"""The OAuth2 authorization server (SPEC §3), built on Authlib's protocol core."""

@@ -1,0 +1,116 @@
+"""Storage of tokens and codes: issuing, looking up by hash, revoking.
+
+Every value handed to a client is hashed before it touches the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from callgate.apps.models import Application
+from callgate.common.clock import utcnow
+from callgate.common.security import hash_secret, new_secret
+from callgate.identity.models import User
+from callgate.oauth.models import Token
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """The raw values of a freshly issued token; they exist only until sent to the client."""
+
+    token: Token
+    access_token: str
+    refresh_token: str | None
+    expires_in: int
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def issue(
+        self,
+        *,
+        application: Application,
+        user: User,
+        grant_type: str,
+        access_lifetime: int,
+        refresh_lifetime: int | None,
+        family_id: str | None = None,
+        family_expires_at: dt.datetime | None = None,
+        authorization_code_id: str | None = None,
+        scope: str = "all",
+    ) -> IssuedToken:
+        """Create a token row. ``refresh_lifetime`` None means no refresh token.
+
+        A rotated refresh token keeps its family's absolute expiry (``family_expires_at``).
+        """
+        now = utcnow()
+        access_token = new_secret()
+        refresh_token = new_secret() if refresh_lifetime is not None else None
+        refresh_expires_at: dt.datetime | None = None
+        if refresh_lifetime is not None:
+            refresh_expires_at = family_expires_at or now + dt.timedelta(seconds=refresh_lifetime)
+        token = Token(
+            id=new_id(),
+            access_token_hash=hash_secret(access_token),
+            refresh_token_hash=hash_secret(refresh_token) if refresh_token else None,
+            application_id=application.id,
+            user_id=user.id,
+            family_id=family_id or new_id(),
+            grant_type=grant_type,
+            scope=scope,
+            issued_at=now,
+            access_expires_at=now + dt.timedelta(seconds=access_lifetime),
+            refresh_expires_at=refresh_expires_at,
+            authorization_code_id=authorization_code_id,
+        )
+        self.session.add(token)
+        self.session.flush()
+        return IssuedToken(token, access_token, refresh_token, access_lifetime)
+
+    def by_access_token(self, access_token: str) -> Token | None:
+        return self.session.scalar(
+            select(Token).where(Token.access_token_hash == hash_secret(access_token))
+        )
+
+    def by_refresh_token(self, refresh_token: str) -> Token | None:
+        return self.session.scalar(
+            select(Token).where(Token.refresh_token_hash == hash_secret(refresh_token))
+        )
+
+    def _revoke_where(self, *conditions: object) -> int:
+        result = self.session.execute(
+            update(Token)
+            .where(Token.revoked_at.is_(None), *conditions)  # type: ignore[arg-type]
+            .values(revoked_at=utcnow())
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def revoke_family(self, family_id: str) -> int:
+        return self._revoke_where(Token.family_id == family_id)
+
+    def revoke_for_application(self, application_id: int) -> int:
+        return self._revoke_where(Token.application_id == application_id)
+
+    def revoke_for_user(self, user_id: int) -> int:
+        return self._revoke_where(Token.user_id == user_id)
+
+    def revoke_for_user_and_application(self, user_id: int, application_id: int) -> int:
+        return self._revoke_where(Token.user_id == user_id, Token.application_id == application_id)
+
+    def revoke_for_client(self, client_id: int) -> int:
+        users = select(User.id).where(User.client_id == client_id).scalar_subquery()
+        return self._revoke_where(Token.user_id.in_(users))
+
+    def revoke_for_authorization_code(self, code_id: str) -> int:
+        return self._revoke_where(Token.authorization_code_id == code_id)

@@ -1,0 +1,50 @@
+"""The set of services the composition root builds, and the dependency that hands it out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from fastapi import Request
+
+from callgate.apps.service import ApplicationService
+from callgate.common.db import Database
+from callgate.config import Settings
+from callgate.events.service import EventHandlerService
+from callgate.identity.authentication import Authenticator
+from callgate.identity.service import IdentityService
+from callgate.oauth.server import OAuthServer
+from callgate.policy.service import AccessPolicy
+from callgate.web.sessions import SessionService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    identity: IdentityService
+    apps: ApplicationService
+    authenticator: Authenticator
+    sessions: SessionService
+    oauth: OAuthServer
+    access: AccessPolicy
+    events: EventHandlerService
+
+    @classmethod
+    def build(cls, settings: Settings, database: Database) -> Services:
+        authenticator = Authenticator(database, settings)
+        return cls(
+            settings=settings,
+            database=database,
+            identity=IdentityService(database),
+            apps=ApplicationService(database),
+            authenticator=authenticator,
+            sessions=SessionService(database, settings),
+            oauth=OAuthServer(database, settings, authenticator),
+            access=AccessPolicy(database, settings),
+            events=EventHandlerService(database),
+        )
+
+
+def get_services(request: Request) -> Services:
+    return cast(Services, request.app.state.services)

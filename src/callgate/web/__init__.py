@@ -1,0 +1,1 @@
+"""Server-rendered pages: login, sessions, CSRF and security headers."""
