@@ -33,7 +33,7 @@ HTTP_STATUS: dict[type[errors.DomainError], int] = {
 def status_for(exc: errors.DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 400
 
 

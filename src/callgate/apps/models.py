@@ -15,7 +15,7 @@ from callgate.common.db import Base, UTCDateTime
 class AppType(enum.StrEnum):
     PUBLIC = "public"
     TRUSTED = "trusted"
-    PASSWORD_CREDENTIALS = "password_credentials"
+    PASSWORD_CREDENTIALS = "password_credentials"  # noqa: S105 - a type name
 
 
 class AccessLevel(enum.StrEnum):

@@ -52,9 +52,9 @@ def login_submit(
         user = services.authenticator.authenticate(login, password, client_address(request))
     except TooManyAttempts as exc:
         context["error"] = "Too many failed attempts. Try again later."
-        response = render(request, services, page_session, "login.html", context, 429)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        locked = render(request, services, page_session, "login.html", context, 429)
+        locked.headers["Retry-After"] = str(exc.retry_after)
+        return locked
     if user is None or user.status != "active":
         context["error"] = "Wrong login or password."
         return render(request, services, page_session, "login.html", context, 401)
