@@ -16,7 +16,7 @@ from callgate.apps.models import Application
 from callgate.common.clock import utcnow
 from callgate.common.security import hash_secret, new_secret
 from callgate.identity.models import User
-from callgate.oauth.models import Token
+from callgate.oauth.models import AuthorizationCode, Token
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,36 @@ class TokenRepository:
             select(Token).where(Token.refresh_token_hash == hash_secret(refresh_token))
         )
 
+    def mark_refresh_rotated(self, token_id: str, at: dt.datetime) -> bool:
+        """Mark the refresh token of ``token_id`` as rotated, atomically.
+
+        True for the one caller that rotated it; False when it was already rotated or revoked
+        (a concurrent refresh won, or the token is dead). The conditional UPDATE is what makes
+        two parallel refreshes safe on PostgreSQL, where the loser waits for the winner's commit
+        and then matches no row.
+        """
+        result = self.session.execute(
+            update(Token)
+            .where(
+                Token.id == token_id,
+                Token.refresh_rotated_at.is_(None),
+                Token.revoked_at.is_(None),
+            )
+            .values(refresh_rotated_at=at)
+        )
+        return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+    def rotation_state(self, token_id: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """The committed ``(refresh_rotated_at, revoked_at)`` of a token, bypassing the
+        session's identity map (which may hold values read before a concurrent rotation)."""
+        row = self.session.execute(
+            select(Token.refresh_rotated_at, Token.revoked_at).where(Token.id == token_id)
+        ).one()
+        return row[0], row[1]
+
+    def revoke_token(self, token_id: str) -> int:
+        return self._revoke_where(Token.id == token_id)
+
     def _revoke_where(self, *conditions: object) -> int:
         result = self.session.execute(
             update(Token)
@@ -114,3 +144,56 @@ class TokenRepository:
 
     def revoke_for_authorization_code(self, code_id: str) -> int:
         return self._revoke_where(Token.authorization_code_id == code_id)
+
+
+class AuthorizationCodeRepository:
+    """Authorization codes, stored as hashes and consumed atomically."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        *,
+        code: str,
+        application: Application,
+        user_id: int,
+        redirect_uri: str,
+        scope: str,
+        code_challenge: str | None,
+        code_challenge_method: str | None,
+        lifetime: int,
+    ) -> AuthorizationCode:
+        now = utcnow()
+        row = AuthorizationCode(
+            id=new_id(),
+            code_hash=hash_secret(code),
+            application_id=application.id,
+            user_id=user_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=lifetime),
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def by_code(self, code: str, application_id: int) -> AuthorizationCode | None:
+        return self.session.scalar(
+            select(AuthorizationCode).where(
+                AuthorizationCode.code_hash == hash_secret(code),
+                AuthorizationCode.application_id == application_id,
+            )
+        )
+
+    def consume(self, code_id: str, at: dt.datetime) -> bool:
+        """Mark the code used; True only for the first caller (single use, race-free)."""
+        result = self.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == code_id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=at)
+        )
+        return int(result.rowcount) == 1  # type: ignore[attr-defined]
