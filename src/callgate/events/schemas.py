@@ -1,0 +1,73 @@
+"""Wire shapes of event handlers: ``{id, url, method, event_type}`` as in the original API,
+plus the extension, the handler's state and its creation time."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from callgate.events.models import EventHandler
+from callgate.events.service import url_problem
+from callgate.identity.schemas import format_time
+
+HandlerMethod = Literal["GET", "POST"]
+HandlerEventType = Literal["dial-in", "dial-out", "answer", "hangup", "voicemail"]
+
+
+def _valid_url(value: str | None) -> str | None:
+    if value is not None:
+        problem = url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+    return value
+
+
+class EventHandlerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="Absolute http:// or https:// URL the PBX calls.")
+    method: HandlerMethod = "POST"
+    event_type: HandlerEventType
+
+    _url = field_validator("url")(_valid_url)
+
+
+class EventHandlerUpdate(BaseModel):
+    """The fields to change; those left out keep their values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    method: HandlerMethod | None = None
+    event_type: HandlerEventType | None = None
+
+    _url = field_validator("url")(_valid_url)
+
+
+class EventHandlerOut(BaseModel):
+    id: int
+    extension_id: int | None
+    url: str
+    method: str
+    event_type: str
+    status: str
+    created: str = Field(description="UTC, YYYY-MM-DD HH:MM:SS")
+
+    @classmethod
+    def of(cls, handler: EventHandler) -> EventHandlerOut:
+        return cls(
+            id=handler.id,
+            extension_id=handler.extension_id,
+            url=handler.url,
+            method=handler.method,
+            event_type=handler.event_type,
+            status=handler.status,
+            created=format_time(handler.created_at),
+        )
+
+
+class EventHandlerCreated(EventHandlerOut):
+    secret: str = Field(
+        description="Key of the X-Callgate-Signature HMAC; shown only in this response."
+    )
