@@ -1,0 +1,1 @@
+"""The ``callgate`` command line: migrations, serving, demo data and operator commands."""

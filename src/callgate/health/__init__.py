@@ -1,0 +1,1 @@
+"""Liveness endpoint for operators, load balancers and the benchmark."""
