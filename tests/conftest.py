@@ -85,6 +85,10 @@ def settings(tmp_path: Path, database_url: str, http_port: int) -> Settings:
         public_url=f"http://127.0.0.1:{http_port}",
         http_port=http_port,
         webhook_allow_private=True,
+        # Cheap password hashing keeps the suite fast; production refuses such values.
+        argon2_time_cost=1,
+        argon2_memory_kib=64,
+        argon2_parallelism=1,
     )
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from callgate.api import router as api_router
 from callgate.api.errors import (
     domain_error_response,
     error_body,
@@ -18,9 +19,12 @@ from callgate.api.errors import (
     status_for,
     validation_error_response,
 )
+from callgate.apps import http as apps_http
 from callgate.common.db import Database
 from callgate.common.errors import DomainError
 from callgate.config import Settings
+from callgate.health import http as health_http
+from callgate.oauth import http as oauth_http
 from callgate.services import Services
 from callgate.web import http as web_http
 from callgate.web.headers import SecurityHeadersMiddleware
@@ -93,4 +97,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
     )
     app.include_router(web_http.router)
+    app.include_router(oauth_http.router)
+    app.include_router(health_http.router)
+    app.include_router(apps_http.router)
+    app.include_router(api_router.build_router())
+    # Last: every /api/ver1.0 route, whoever added it, must declare its operation class.
+    api_router.refuse_undeclared(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory ``callgate serve`` hands uvicorn: each worker process builds its own app."""
+    return create_app(Settings())

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(50, ge=1)
     login_failure_window: int = Field(900, ge=10)
 
+    # argon2id cost of user passwords (RFC 9106 low-memory profile by default).
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(65536, ge=8)
+    argon2_parallelism: int = Field(4, ge=1)
+
     rate_limit_per_hour: int = Field(10000, ge=1)
 
     webhook_allow_private: bool = False
@@ -58,6 +63,11 @@ class Settings(BaseSettings):
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise UnsafeSettingsError(
                     "CALLGATE_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production mode"
+                )
+            if self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2:
+                raise UnsafeSettingsError(
+                    "argon2 parameters below OWASP's minimum (19 MiB, 2 passes) are refused "
                     "in production mode"
                 )
             if not self.public_url.startswith("https://"):

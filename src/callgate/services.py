@@ -9,6 +9,7 @@ from fastapi import Request
 
 from callgate.apps.service import ApplicationService
 from callgate.common.db import Database
+from callgate.common.security import Passwords
 from callgate.config import Settings
 from callgate.events.service import EventHandlerService
 from callgate.identity.authentication import Authenticator
@@ -32,17 +33,20 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, database: Database) -> Services:
-        authenticator = Authenticator(database, settings)
+        passwords = Passwords(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        )
+        authenticator = Authenticator(database, settings, passwords)
         return cls(
             settings=settings,
             database=database,
-            identity=IdentityService(database),
+            identity=IdentityService(database, passwords),
             apps=ApplicationService(database),
             authenticator=authenticator,
             sessions=SessionService(database, settings),
             oauth=OAuthServer(database, settings, authenticator),
             access=AccessPolicy(database, settings),
-            events=EventHandlerService(database),
+            events=EventHandlerService(database, settings),
         )
 
 

@@ -101,6 +101,9 @@ class Database:
             try:
                 yield session
             finally:
+                # Detach first: a rollback expires every loaded object, and the objects a read
+                # returns must stay usable after the session is gone.
+                session.expunge_all()
                 session.rollback()
 
     @contextmanager

@@ -16,7 +16,7 @@ from callgate.audit.service import record
 from callgate.common.clock import utcnow
 from callgate.common.db import Database
 from callgate.common.errors import TooManyAttempts
-from callgate.common.security import hash_password, password_needs_rehash, verify_password
+from callgate.common.security import Passwords
 from callgate.config import Settings
 from callgate.identity.models import User
 from callgate.identity.repository import IdentityRepository
@@ -24,9 +24,10 @@ from callgate.oauth.models import AuthFailure
 
 
 class Authenticator:
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(self, database: Database, settings: Settings, passwords: Passwords) -> None:
         self.database = database
         self.settings = settings
+        self.passwords = passwords
 
     def _lockout_retry_after(self, login: str, address: str) -> int | None:
         window = dt.timedelta(seconds=self.settings.login_failure_window)
@@ -67,15 +68,15 @@ class Authenticator:
         with self.database.read() as session:
             user = IdentityRepository(session).user_by_login(login)
         stored = user.password_hash if user is not None else None
-        if not verify_password(password, stored) or user is None:
+        if not self.passwords.verify(password, stored) or user is None:
             with self.database.write() as session:
                 session.add(AuthFailure(login=login, address=address))
                 record(session, "login_failed", address=address, detail=f"login={login!r}")
             return None
         with self.database.write() as session:
             session.execute(delete(AuthFailure).where(AuthFailure.login == login))
-            if password_needs_rehash(user.password_hash):
+            if self.passwords.needs_rehash(user.password_hash):
                 fresh = IdentityRepository(session).user(user.id)
                 if fresh is not None:
-                    fresh.password_hash = hash_password(password)
+                    fresh.password_hash = self.passwords.hash(password)
         return user

@@ -7,7 +7,7 @@ import re
 from callgate.common.clock import utcnow
 from callgate.common.db import Database
 from callgate.common.errors import Conflict, InvalidInput, NotFound
-from callgate.common.security import hash_password
+from callgate.common.security import Passwords
 from callgate.identity.models import (
     Client,
     Extension,
@@ -27,8 +27,9 @@ MIN_PASSWORD_LENGTH = 8
 
 
 class IdentityService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, passwords: Passwords) -> None:
         self.database = database
+        self.passwords = passwords
 
     def create_client(self, name: str, prefix: str) -> Client:
         if not name.strip():
@@ -113,7 +114,7 @@ class IdentityService:
                 )
             user = User(
                 login=login,
-                password_hash=hash_password(password),
+                password_hash=self.passwords.hash(password),
                 level=level,
                 access=UserAccess.READ_ONLY if read_only else UserAccess.FULL,
                 status=Status.ACTIVE,
@@ -154,6 +155,6 @@ class IdentityService:
             user = IdentityRepository(session).user(user_id)
             if user is None:
                 raise NotFound(f"There is no user {user_id}.")
-            user.password_hash = hash_password(new_password)
+            user.password_hash = self.passwords.hash(new_password)
             user.password_changed_at = utcnow()
             TokenRepository(session).revoke_for_user(user_id)
