@@ -42,7 +42,11 @@ class Client(Base):
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(20), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=Status.ACTIVE)
+    # Quotas (GET /client/{id}/limit/); None means the system default.
     rate_limit_per_hour: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_extensions: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_concurrent_calls: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    storage_quota_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -1,0 +1,1 @@
+"""Calls: the history of finished calls (live calls and call control come with the engine)."""

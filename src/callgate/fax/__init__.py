@@ -1,0 +1,1 @@
+"""Faxes: received documents and outgoing fax jobs with their state machine."""

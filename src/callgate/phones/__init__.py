@@ -1,0 +1,1 @@
+"""Phone extensions' SIP settings and incoming-call rules."""

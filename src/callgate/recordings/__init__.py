@@ -1,0 +1,1 @@
+"""Conversation recordings (WAV files under the data directory)."""

@@ -1,0 +1,1 @@
+"""External numbers (DIDs) and SIP trunks: how calls enter and leave a client."""

@@ -1,0 +1,1 @@
+"""Uploaded audio: voicemail greetings, announcements, music on hold."""

@@ -1,0 +1,1 @@
+"""Voicemail messages left for extensions."""
