@@ -10,6 +10,7 @@ from fastapi import Request
 from callgate.apps.service import ApplicationService
 from callgate.common.db import Database
 from callgate.common.security import Passwords
+from callgate.common.storage import FileStore
 from callgate.config import Settings
 from callgate.events.service import EventHandlerService
 from callgate.identity.authentication import Authenticator
@@ -30,6 +31,7 @@ class Services:
     oauth: OAuthServer
     access: AccessPolicy
     events: EventHandlerService
+    files: FileStore
 
     @classmethod
     def build(cls, settings: Settings, database: Database) -> Services:
@@ -47,6 +49,7 @@ class Services:
             oauth=OAuthServer(database, settings, authenticator),
             access=AccessPolicy(database, settings),
             events=EventHandlerService(database, settings),
+            files=FileStore(settings.data_dir),
         )
 
 

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from callgate.api.schemas import format_time
 from callgate.events.models import EventHandler
 from callgate.events.service import url_problem
-from callgate.identity.schemas import format_time
 
 HandlerMethod = Literal["GET", "POST"]
 HandlerEventType = Literal["dial-in", "dial-out", "answer", "hangup", "voicemail"]

@@ -6,19 +6,13 @@ original's ``YYYY-MM-DD HH:MM:SS`` form.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from callgate.api.schemas import format_time
 from callgate.identity.models import Client
 from callgate.policy.principal import Principal
-
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-def format_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime(TIME_FORMAT)
 
 
 class UserOut(BaseModel):
