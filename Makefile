@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Only lint folders that exist (ruff fails on a missing path, e.g. bench/ before it has files).
 LINT_PATHS := $(wildcard src tests bench)
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
 .PHONY: help venv system-deps run lint typecheck test bench clean distclean
 
