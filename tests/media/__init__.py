@@ -1,0 +1,1 @@
+"""Tests of the RTP media engine (callgate.media)."""
