@@ -54,8 +54,28 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(4, ge=1)
 
     rate_limit_per_hour: int = Field(10000, ge=1)
+    # Quota slots a worker reserves at once while far from the limit (docs/api.md); 1 = exact.
+    rate_limit_batch: int = Field(50, ge=1, le=1000)
+    # Per-worker cache of token checks, invalidated on every authorization change; 0 = off.
+    authz_cache_ttl: int = Field(60, ge=0, le=3600)
+    authz_cache_size: int = Field(10000, ge=1)
+    # Per-client quotas used when the client's own value (GET /client/{id}/limit/) is null.
+    max_extensions: int = Field(1000, ge=1)
+    max_concurrent_calls: int = Field(100, ge=1)
+    storage_quota_mb: int = Field(10240, ge=1)
+
+    # The SIP digest realm; phones' HA1 values are computed over it, so changing it means new
+    # SIP passwords for every phone. No quotes or backslashes: it is quoted in SIP headers.
+    sip_realm: str = Field("callgate", min_length=1, max_length=100, pattern=r"^[!#-\[\]-~]+$")
 
     webhook_allow_private: bool = False
+
+    # Uploads: sounds (WAV) and outgoing fax documents (PDF/TIFF); see docs/configuration.md.
+    sound_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    sound_max_seconds: int = Field(600, ge=1)
+    fax_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    fax_max_attempts: int = Field(3, ge=1, le=20)
+    fax_retry_delay: int = Field(300, ge=1)
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

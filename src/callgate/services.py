@@ -8,15 +8,22 @@ from typing import cast
 from fastapi import Request
 
 from callgate.apps.service import ApplicationService
+from callgate.calls.service import CallHistoryService
 from callgate.common.db import Database
 from callgate.common.security import Passwords
 from callgate.common.storage import FileStore
 from callgate.config import Settings
 from callgate.events.service import EventHandlerService
+from callgate.fax.service import FaxService
 from callgate.identity.authentication import Authenticator
 from callgate.identity.service import IdentityService
 from callgate.oauth.server import OAuthServer
+from callgate.phones.service import PhoneService
 from callgate.policy.service import AccessPolicy
+from callgate.recordings.service import RecordingService
+from callgate.routing.service import RoutingService
+from callgate.sounds.service import SoundService
+from callgate.voicemail.service import VoicemailService
 from callgate.web.sessions import SessionService
 
 
@@ -32,6 +39,13 @@ class Services:
     access: AccessPolicy
     events: EventHandlerService
     files: FileStore
+    calls: CallHistoryService
+    recordings: RecordingService
+    voicemail: VoicemailService
+    sounds: SoundService
+    fax: FaxService
+    phones: PhoneService
+    routing: RoutingService
 
     @classmethod
     def build(cls, settings: Settings, database: Database) -> Services:
@@ -39,17 +53,25 @@ class Services:
             settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
         )
         authenticator = Authenticator(database, settings, passwords)
+        files = FileStore(settings.data_dir)
         return cls(
             settings=settings,
             database=database,
-            identity=IdentityService(database, passwords),
+            identity=IdentityService(database, passwords, settings, files),
             apps=ApplicationService(database),
             authenticator=authenticator,
             sessions=SessionService(database, settings),
             oauth=OAuthServer(database, settings, authenticator),
             access=AccessPolicy(database, settings),
             events=EventHandlerService(database, settings),
-            files=FileStore(settings.data_dir),
+            files=files,
+            calls=CallHistoryService(database),
+            recordings=RecordingService(database, files),
+            voicemail=VoicemailService(database, files),
+            sounds=SoundService(database, settings, files),
+            fax=FaxService(database, settings, files),
+            phones=PhoneService(database, settings),
+            routing=RoutingService(database),
         )
 
 

@@ -76,5 +76,5 @@ def test_openapi_document_publishes_each_class(http: httpx.Client) -> None:
     assert set(found.values()) <= {"read", "call_api", "config"}
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    assert document["security"] == [{"bearerAuth": []}]
+    assert document["security"] == [{"bearerAuth": []}, {"appCredentials": []}]
     assert all(path.startswith("/api/ver1.0/") for path in document["paths"])

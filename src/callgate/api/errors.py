@@ -23,6 +23,7 @@ HTTP_STATUS: dict[type[errors.DomainError], int] = {
     errors.PermissionRefused: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.InvalidInput: 422,
     errors.RateLimitExceeded: 429,
@@ -58,6 +59,12 @@ def domain_error_response(exc: errors.DomainError) -> JSONResponse:
 
 
 def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    if error.get("type") == "json_invalid":
+        # FastAPI puts the character position where a field name would be.
+        position = next((part for part in error.get("loc", ()) if isinstance(part, int)), None)
+        problem = (error.get("ctx") or {}).get("error") or "JSON decode error"
+        where = "" if position is None else f" at character {position}"
+        return "body", f"is not valid JSON: {problem}{where}"
     location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(location) or "body"
     return field, str(error.get("msg", "is invalid"))

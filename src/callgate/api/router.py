@@ -11,27 +11,37 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from callgate.api.openapi import build_openapi_document
+from callgate.calls import http as calls_http
 from callgate.events import http as events_http
+from callgate.explorer import http as explorer_http
+from callgate.fax import http as fax_http
 from callgate.identity import http as identity_http
+from callgate.phones import http as phones_http
 from callgate.policy.http import PolicyRoute, refuse_undeclared_routes, route_entries
 from callgate.policy.operations import Operation, declare
+from callgate.recordings import http as recordings_http
+from callgate.routing import http as routing_http
+from callgate.sounds import http as sounds_http
+from callgate.voicemail import http as voicemail_http
 
 PREFIX = "/api/ver1.0"
 API_TITLE = "Callgate resource API"
 API_VERSION = "1.0"
-SECURITY_SCHEME = "bearerAuth"
 
-FEATURE_ROUTERS: tuple[APIRouter, ...] = (identity_http.router, events_http.router)
-
-_ERROR_RESPONSES = {
-    "401": "No valid access token (invalid_token).",
-    "403": "user_blocked, user_access_type_deny, app_access_type_deny or access_denied.",
-    "404": "The object does not exist (not_found).",
-    "429": "The client's hourly quota is used up (rate_limit_exceeded).",
-}
+FEATURE_ROUTERS: tuple[APIRouter, ...] = (
+    identity_http.router,
+    events_http.router,
+    calls_http.router,
+    recordings_http.router,
+    voicemail_http.router,
+    sounds_http.router,
+    fax_http.router,
+    phones_http.router,
+    routing_http.router,
+)
 
 
 def build_router() -> APIRouter:
@@ -45,6 +55,7 @@ def build_router() -> APIRouter:
         include_in_schema=False,
         openapi_extra=declare(Operation.PUBLIC),
     )
+    router.include_router(explorer_http.router)
     return router
 
 
@@ -54,36 +65,8 @@ def refuse_undeclared(app: FastAPI) -> None:
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document of the API routes only, with the bearer scheme and error shape."""
-    document = get_openapi(
-        title=API_TITLE,
-        version=API_VERSION,
-        description=(
-            "Every request carries Authorization: Bearer <access token>. Each operation's "
-            "x-callgate-operation is its class: read (both access levels), call_api (writes a "
-            "Call API application may make) or config (writes that need level All)."
-        ),
-        routes=route_entries(app, PREFIX),
-    )
-    components = document.setdefault("components", {})
-    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "An OAuth2 access token from POST /oauth/token.",
-    }
-    components.setdefault("schemas", {})["Error"] = {
-        "type": "object",
-        "required": ["status", "message"],
-        "properties": {"status": {"type": "string"}, "message": {"type": "string"}},
-    }
-    document["security"] = [{SECURITY_SCHEME: []}]
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.setdefault("responses", {})
-            for code, text in _ERROR_RESPONSES.items():
-                responses.setdefault(code, {"description": text, "content": error})
-    return document
+    """The OpenAPI document of the API routes only, completed by ``api/openapi.py``."""
+    return build_openapi_document(route_entries(app, PREFIX), title=API_TITLE, version=API_VERSION)
 
 
 async def openapi_document(request: Request) -> JSONResponse:

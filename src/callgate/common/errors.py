@@ -82,3 +82,9 @@ class InvalidToken(DomainError):
 
 class UnsupportedMediaType(DomainError):
     status = "unsupported_media_type"
+
+
+class PayloadTooLarge(DomainError):
+    """A request body past the size the operation takes."""
+
+    status = "payload_too_large"

@@ -1,5 +1,8 @@
 """Managing event handlers (SPEC §6): the URLs the PBX calls when a call event happens.
 
+A handler hangs on one extension, or on a client as its ``phone_events`` (every phone extension
+of the client); a ``HandlerOwner`` names which, and the rules are the same for both.
+
 Each handler gets a signing secret on creation, returned once to the creator; delivery signs
 every request with it. Destinations on loopback and private networks are refused unless the
 operator allows them (``CALLGATE_WEBHOOK_ALLOW_PRIVATE``). Only literal addresses and
@@ -19,11 +22,11 @@ from callgate.common.errors import Conflict, InvalidInput, NotFound
 from callgate.common.security import new_secret
 from callgate.config import Settings
 from callgate.events.models import EventHandler, EventType
-from callgate.events.repository import EventHandlerRepository
+from callgate.events.repository import EventHandlerRepository, HandlerOwner
 
 METHODS = ("GET", "POST")
 MAX_URL_LENGTH = 2000
-MAX_HANDLERS_PER_EXTENSION = 50
+MAX_HANDLERS_PER_OWNER = 50  # per extension, and per client for phone_events
 
 
 def url_problem(url: str) -> str | None:
@@ -98,38 +101,44 @@ class EventHandlerService:
                 {"event_type": event_type},
             )
 
-    def list_for_extension(self, extension_id: int, page: int, per_page: int) -> HandlerPage:
+    def list(self, owner: HandlerOwner, page: int, per_page: int) -> HandlerPage:
         with self.database.read() as session:
             repo = EventHandlerRepository(session)
-            items = repo.for_extension(extension_id, (page - 1) * per_page, per_page)
-            total = repo.count_for_extension(extension_id)
+            items = repo.of(owner, (page - 1) * per_page, per_page)
+            total = repo.count(owner)
         return HandlerPage(items, total, page, per_page)
 
-    def get(self, extension_id: int, handler_id: int) -> EventHandler:
+    def get(self, owner: HandlerOwner, handler_id: int) -> EventHandler:
         with self.database.read() as session:
-            handler = EventHandlerRepository(session).get(extension_id, handler_id)
+            handler = EventHandlerRepository(session).get(owner, handler_id)
         if handler is None:
-            raise NotFound(f"Extension {extension_id} has no event handler {handler_id}.")
+            raise NotFound(f"{owner} has no event handler {handler_id}.")
         return handler
 
     def create(
-        self, *, client_id: int, extension_id: int, url: str, method: str, event_type: str
+        self,
+        *,
+        client_id: int,
+        extension_id: int | None,
+        url: str,
+        method: str,
+        event_type: str,
     ) -> CreatedHandler:
+        """A handler on ``extension_id``, or (None) on the client's phone_events."""
+        owner = HandlerOwner(client_id, extension_id)
         self._check(url, method, event_type)
         secret = new_secret()
         with self.database.write() as session:
             repo = EventHandlerRepository(session)
-            if repo.same_as(extension_id, url, method, event_type) is not None:
+            if repo.same_as(owner, url, method, event_type) is not None:
+                raise Conflict(f"{owner} already has a {event_type} handler for this url.")
+            if repo.count(owner) >= MAX_HANDLERS_PER_OWNER:
                 raise Conflict(
-                    f"Extension {extension_id} already has a {event_type} handler for this url."
-                )
-            if repo.count_for_extension(extension_id) >= MAX_HANDLERS_PER_EXTENSION:
-                raise Conflict(
-                    f"An extension may have at most {MAX_HANDLERS_PER_EXTENSION} event handlers."
+                    f"{owner} has the most event handlers allowed, {MAX_HANDLERS_PER_OWNER}."
                 )
             handler = EventHandler(
-                client_id=client_id,
-                extension_id=extension_id,
+                client_id=owner.client_id,
+                extension_id=owner.extension_id,
                 url=url,
                 method=method,
                 event_type=event_type,
@@ -141,7 +150,7 @@ class EventHandlerService:
 
     def update(
         self,
-        extension_id: int,
+        owner: HandlerOwner,
         handler_id: int,
         *,
         url: str | None = None,
@@ -151,26 +160,24 @@ class EventHandlerService:
         """Change some of a handler's fields; its secret stays."""
         with self.database.write() as session:
             repo = EventHandlerRepository(session)
-            handler = repo.get(extension_id, handler_id)
+            handler = repo.get(owner, handler_id)
             if handler is None:
-                raise NotFound(f"Extension {extension_id} has no event handler {handler_id}.")
+                raise NotFound(f"{owner} has no event handler {handler_id}.")
             new_url = handler.url if url is None else url
             new_method = handler.method if method is None else method
             new_type = handler.event_type if event_type is None else event_type
             self._check(new_url, new_method, new_type)
-            same = repo.same_as(extension_id, new_url, new_method, new_type)
+            same = repo.same_as(owner, new_url, new_method, new_type)
             if same is not None and same.id != handler.id:
-                raise Conflict(
-                    f"Extension {extension_id} already has a {new_type} handler for this url."
-                )
+                raise Conflict(f"{owner} already has a {new_type} handler for this url.")
             handler.url, handler.method, handler.event_type = new_url, new_method, new_type
             session.flush()
             return handler
 
-    def delete(self, extension_id: int, handler_id: int) -> None:
+    def delete(self, owner: HandlerOwner, handler_id: int) -> None:
         with self.database.write() as session:
             repo = EventHandlerRepository(session)
-            handler = repo.get(extension_id, handler_id)
+            handler = repo.get(owner, handler_id)
             if handler is None:
-                raise NotFound(f"Extension {extension_id} has no event handler {handler_id}.")
+                raise NotFound(f"{owner} has no event handler {handler_id}.")
             repo.delete(handler)

@@ -132,11 +132,38 @@ class CallgateRequest(OAuth2Request):  # type: ignore[misc]
         return self._form_data
 
 
-class AppClient(ClientMixin):  # type: ignore[misc]
-    """An :class:`Application` as Authlib's client."""
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """The columns of an application the token endpoint needs, read with SQLAlchemy Core.
 
-    def __init__(self, application: Application) -> None:
+    Building an ORM :class:`Application` costs more than the query that reads it; the token and
+    revocation endpoints authenticate clients with this instead (pages keep the ORM object).
+    """
+
+    id: int
+    app_id: str
+    secret_hash: str
+    name: str
+    redirect_uris: str
+    type: str
+    access_level: str
+    require_pkce: bool
+    status: str
+    owner_id: int
+
+    @property
+    def redirect_uri_list(self) -> list[str]:
+        return self.redirect_uris.split()
+
+
+class AppClient(ClientMixin):  # type: ignore[misc]
+    """An :class:`Application` (or its :class:`AppRecord`) as Authlib's client."""
+
+    def __init__(self, application: Application | AppRecord, owner_active: bool | None = None):
         self.application = application
+        # Whether the owner and its client are active, when read with the application in the
+        # request's unit of work (client_credentials tokens act as the owner); None: not read.
+        self.owner_active = owner_active
 
     def __repr__(self) -> str:
         return f"<AppClient {self.application.app_id}>"

@@ -166,6 +166,9 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: igno
         password = self.request.form.get("password")
         if not username or password is None:
             raise InvalidRequestError("Send username and password.")
+        # The password check keeps its own units of work (failures must be counted even when
+        # this request fails later), and argon2 needs no open transaction.
+        self.server.release_unit()
         try:
             user = self.server.authenticator.authenticate(username, password, self.request.address)
         except TooManyAttempts as exc:

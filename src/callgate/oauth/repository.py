@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from callgate.apps.models import Application
@@ -19,14 +20,38 @@ from callgate.identity.models import User
 from callgate.oauth.models import AuthorizationCode, Token
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedRow:
+    """The stored row of a freshly issued token (what was inserted, without the raw values)."""
+
+    id: str
+    family_id: str
+    application_id: int
+    user_id: int
+    grant_type: str
+    scope: str
+    issued_at: dt.datetime
+    access_expires_at: dt.datetime
+    refresh_expires_at: dt.datetime | None
+    authorization_code_id: str | None
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     """The raw values of a freshly issued token; they exist only until sent to the client."""
 
-    token: Token
+    token: IssuedRow
     access_token: str
     refresh_token: str | None
     expires_in: int
+
+
+_INSERT_TOKEN = insert(Token.__table__)  # type: ignore[arg-type]
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> int: ...
 
 
 def new_id() -> str:
@@ -40,11 +65,13 @@ class TokenRepository:
     def issue(
         self,
         *,
-        application: Application,
-        user: User,
         grant_type: str,
         access_lifetime: int,
         refresh_lifetime: int | None,
+        application: HasId | None = None,
+        user: HasId | None = None,
+        application_id: int | None = None,
+        user_id: int | None = None,
         family_id: str | None = None,
         family_expires_at: dt.datetime | None = None,
         authorization_code_id: str | None = None,
@@ -52,21 +79,24 @@ class TokenRepository:
     ) -> IssuedToken:
         """Create a token row. ``refresh_lifetime`` None means no refresh token.
 
-        A rotated refresh token keeps its family's absolute expiry (``family_expires_at``).
+        The application and user are given as objects or as ids. A rotated refresh token keeps
+        its family's absolute expiry (``family_expires_at``).
         """
+        app_pk = application.id if application is not None else application_id
+        user_pk = user.id if user is not None else user_id
+        if app_pk is None or user_pk is None:
+            raise ValueError("issue() needs the application and the user (or their ids)")
         now = utcnow()
         access_token = new_secret()
         refresh_token = new_secret() if refresh_lifetime is not None else None
         refresh_expires_at: dt.datetime | None = None
         if refresh_lifetime is not None:
             refresh_expires_at = family_expires_at or now + dt.timedelta(seconds=refresh_lifetime)
-        token = Token(
+        row = IssuedRow(
             id=new_id(),
-            access_token_hash=hash_secret(access_token),
-            refresh_token_hash=hash_secret(refresh_token) if refresh_token else None,
-            application_id=application.id,
-            user_id=user.id,
             family_id=family_id or new_id(),
+            application_id=app_pk,
+            user_id=user_pk,
             grant_type=grant_type,
             scope=scope,
             issued_at=now,
@@ -74,9 +104,19 @@ class TokenRepository:
             refresh_expires_at=refresh_expires_at,
             authorization_code_id=authorization_code_id,
         )
-        self.session.add(token)
-        self.session.flush()
-        return IssuedToken(token, access_token, refresh_token, access_lifetime)
+        # A Core INSERT on the unit of work's connection: the ORM's flush machinery would cost
+        # more than the statement itself on the token endpoint.
+        self.session.connection().execute(
+            _INSERT_TOKEN,
+            {
+                "access_token_hash": hash_secret(access_token),
+                "refresh_token_hash": hash_secret(refresh_token) if refresh_token else None,
+                "refresh_rotated_at": None,
+                "revoked_at": None,
+                **{name: getattr(row, name) for name in IssuedRow.__slots__},
+            },
+        )
+        return IssuedToken(row, access_token, refresh_token, access_lifetime)
 
     def by_access_token(self, access_token: str) -> Token | None:
         return self.session.scalar(

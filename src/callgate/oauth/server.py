@@ -11,33 +11,45 @@ Decisions where the RFCs leave a choice:
   revoking a refresh token revokes its whole family;
 - a rotated refresh token presented within the grace period yields another token pair in
   the same family; the old access token stays valid until it expires.
+
+A token or revocation request is **one unit of work** (:class:`UnitOfWork`): client
+authentication (one SELECT joining the application, its owner and the owner's client), the
+grant's reads and writes and the audit row share one transaction, opened when first needed. A
+step that fails inside it rolls back what the request wrote so far, as its own unit of work would
+have; refusals that must leave a trace (code replay, refresh-token reuse) write it and raise after.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Error
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from callgate.apps.models import ACCESS_LEVEL_LABELS, AccessLevel, Application
+from callgate.apps.models import ACCESS_LEVEL_LABELS, AccessLevel, Application, AppStatus
 from callgate.apps.repository import ApplicationRepository
 from callgate.audit.service import record
 from callgate.common.clock import utcnow
 from callgate.common.db import Database
 from callgate.config import Settings
 from callgate.identity.authentication import Authenticator
-from callgate.identity.models import User
+from callgate.identity.models import Client, Status, User
 from callgate.oauth.adapters import (
     CLIENT_AUTH_METHODS,
     GRANT_TYPES,
     SCOPE,
     AppClient,
+    AppRecord,
     CallgateRequest,
     CodeRecord,
     HttpRequest,
@@ -91,26 +103,55 @@ class _Issuer(IssuerParameter):  # type: ignore[misc]
         return self.issuer
 
 
-def _verified_client(query_client: Any, client_id: str | None, secret: str | None) -> Any:
-    # Never raises: a failed method lets the next one try, and when all fail Authlib answers
-    # 401 invalid_client (unknown and wrong-secret clients look the same).
-    if not client_id or not secret:
-        return None
-    client = query_client(client_id)
-    if client is None or not client.check_client_secret(secret):
-        return None
-    return client
+class UnitOfWork:
+    """The one write unit of work of a token-endpoint request, opened when first needed."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._context: AbstractContextManager[Session] | None = None
+        self._session: Session | None = None
+
+    def session(self) -> Session:
+        if self._session is None:
+            self._context = self.database.write()
+            self._session = self._context.__enter__()
+        return self._session
+
+    def commit(self) -> None:
+        """Commit what is open; a later ``session()`` opens a new transaction."""
+        context, self._context, self._session = self._context, None, None
+        if context is not None:
+            context.__exit__(None, None, None)
+
+    def rollback(self, error: BaseException) -> None:
+        context, self._context, self._session = self._context, None, None
+        if context is not None:
+            context.__exit__(type(error), error, error.__traceback__)
 
 
-def _client_secret_basic(query_client: Any, request: CallgateRequest) -> Any:
-    client_id, secret = extract_basic_authorization(request.headers)
-    return _verified_client(query_client, client_id, secret)
+# The unit of work of the token or revocation request this thread is serving, if any.
+_UNIT: ContextVar[UnitOfWork | None] = ContextVar("callgate_oauth_unit", default=None)
 
+_Result = TypeVar("_Result")
 
-def _client_secret_post(query_client: Any, request: CallgateRequest) -> Any:
-    return _verified_client(
-        query_client, request.form.get("client_id"), request.form.get("client_secret")
+_apps = Application.__table__
+_users = User.__table__
+_clients = Client.__table__
+# Client authentication reads the application with its owner's and the owner's client's status,
+# so that the client_credentials grant (tokens act as the owner) needs no second query.
+_CLIENT_WITH_OWNER = (
+    select(
+        *(_apps.c[name] for name in AppRecord.__slots__),
+        _users.c.status,
+        _clients.c.status,
     )
+    .select_from(
+        _apps.join(_users, _users.c.id == _apps.c.owner_id).outerjoin(
+            _clients, _clients.c.id == _users.c.client_id
+        )
+    )
+    .where(_apps.c.app_id == bindparam("app_id"))
+)
 
 
 def _token_body(issued: IssuedToken) -> dict[str, Any]:
@@ -134,8 +175,8 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.settings = settings
         self.authenticator = authenticator
         self.issuer_parameter = _Issuer(settings.issuer)
-        self.register_client_auth_method("client_secret_basic", _client_secret_basic)
-        self.register_client_auth_method("client_secret_post", _client_secret_post)
+        self.register_client_auth_method("client_secret_basic", self._client_secret_basic)
+        self.register_client_auth_method("client_secret_post", self._client_secret_post)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(ClientCredentialsGrant)
         self.register_grant(PasswordGrant)
@@ -143,6 +184,89 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(RevocationEndpoint)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_extension(self.issuer_parameter)
+
+    # -- units of work ----------------------------------------------------------------------
+
+    def in_one_unit(self, handle: Callable[[], _Result]) -> _Result:
+        """Run ``handle`` (a token or revocation request) in one unit of work."""
+        unit = UnitOfWork(self.database)
+        token = _UNIT.set(unit)
+        try:
+            result = handle()
+        except BaseException as error:
+            unit.rollback(error)
+            raise
+        finally:
+            _UNIT.reset(token)
+        unit.commit()
+        return result
+
+    @staticmethod
+    def release_unit() -> None:
+        """Commit the request's unit of work before work that opens its own (password checks)."""
+        unit = _UNIT.get()
+        if unit is not None:
+            unit.commit()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        unit = _UNIT.get()
+        if unit is None:
+            with self.database.read() as session:
+                yield session
+        else:
+            yield unit.session()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        unit = _UNIT.get()
+        if unit is None:
+            with self.database.write() as session:
+                yield session
+            return
+        session = unit.session()
+        try:
+            yield session
+        except BaseException as error:
+            # As if this step had been a unit of work of its own: nothing of it is kept.
+            unit.rollback(error)
+            raise
+
+    # -- client authentication ---------------------------------------------------------------
+
+    def _verified_client(self, client_id: str | None, secret: str | None) -> AppClient | None:
+        # Never raises: a failed method lets the next one try, and when all fail Authlib answers
+        # 401 invalid_client (unknown and wrong-secret clients look the same).
+        if not client_id or not secret:
+            return None
+        if _UNIT.get() is None:
+            client = self.query_client(client_id)
+        else:
+            with self._reading() as session:
+                row = session.connection().execute(_CLIENT_WITH_OWNER, {"app_id": client_id})
+                found = row.first()
+            client = None
+            if found is not None:
+                *columns, owner_status, owner_client_status = found
+                application = AppRecord(*columns)
+                if application.status == AppStatus.ACTIVE:
+                    owner_active = owner_status == Status.ACTIVE and owner_client_status in (
+                        None,  # an admin belongs to no client
+                        Status.ACTIVE,
+                    )
+                    client = AppClient(application, owner_active)
+        if client is None or not client.check_client_secret(secret):
+            return None
+        return client
+
+    def _client_secret_basic(self, query_client: Any, request: CallgateRequest) -> Any:
+        client_id, secret = extract_basic_authorization(request.headers)
+        return self._verified_client(client_id, secret)
+
+    def _client_secret_post(self, query_client: Any, request: CallgateRequest) -> Any:
+        return self._verified_client(
+            request.form.get("client_id"), request.form.get("client_secret")
+        )
 
     # -- Authlib's framework hooks ---------------------------------------------------------
 
@@ -187,7 +311,7 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def find_authorization_code(
         self, code: str, client: AppClient, address: str | None = None
     ) -> CodeRecord | None:
-        with self.database.read() as session:
+        with self._reading() as session:
             row = AuthorizationCodeRepository(session).by_code(code, client.application.id)
         if row is None:
             return None
@@ -201,7 +325,7 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self, row: AuthorizationCode, client: AppClient, address: str | None
     ) -> NoReturn:
         """RFC 6749 §4.1.2: refuse, and revoke what the code's first use produced."""
-        with self.database.write() as session:
+        with self._writing() as session:
             revoked = TokenRepository(session).revoke_for_authorization_code(row.id)
             record(
                 session,
@@ -216,7 +340,7 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def exchange_code(
         self, client: AppClient, code: CodeRecord, address: str | None
     ) -> dict[str, Any]:
-        with self.database.write() as session:
+        with self._writing() as session:
             # The conditional UPDATE decides which of two simultaneous exchanges wins.
             won = AuthorizationCodeRepository(session).consume(code.row.id, utcnow())
             if won:
@@ -234,7 +358,7 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def issue_for_user(
         self, client: AppClient, user_id: int, grant_type: str, *, refresh: bool, address: str
     ) -> dict[str, Any]:
-        with self.database.write() as session:
+        with self._writing() as session:
             return self._issue(
                 session, client, user_id, grant_type, refresh=refresh, address=address
             )
@@ -253,12 +377,15 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         authorization_code_id: str | None = None,
         audit_kind: str = "token_issued",
     ) -> dict[str, Any]:
-        user = active_user(session, user_id)
-        if user is None:
+        if client.owner_active is not None and user_id == client.application.owner_id:
+            user_active = client.owner_active  # read with the client, in this unit of work
+        else:
+            user_active = active_user(session, user_id) is not None
+        if not user_active:
             raise InvalidGrantError("The user or the user's client is blocked.")
         issued = TokenRepository(session).issue(
-            application=client.application,
-            user=user,
+            application_id=client.application.id,
+            user_id=user_id,
             grant_type=grant_type,
             access_lifetime=self.settings.access_token_lifetime,
             refresh_lifetime=self.settings.refresh_token_lifetime if refresh else None,
@@ -270,7 +397,7 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         record(
             session,
             audit_kind,
-            user_id=user.id,
+            user_id=user_id,
             app_id=client.client_id,
             address=address,
             detail=f"grant={grant_type} token_id={issued.token.id} family={issued.token.family_id}",
@@ -282,7 +409,7 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     ) -> dict[str, Any]:
         now = utcnow()
         grace = dt.timedelta(seconds=self.settings.refresh_grace_period)
-        with self.database.write() as session:
+        with self._writing() as session:
             repo = TokenRepository(session)
             token = session.get(Token, presented.row.id)
             if (
@@ -329,7 +456,7 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         kinds = ["access_token", "refresh_token"]
         if hint == "refresh_token":
             kinds.reverse()
-        with self.database.read() as session:
+        with self._reading() as session:
             repo = TokenRepository(session)
             for kind in kinds:
                 row = (
@@ -352,7 +479,7 @@ class CallgateAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return None
 
     def revoke(self, token: TokenRecord, address: str | None) -> None:
-        with self.database.write() as session:
+        with self._writing() as session:
             repo = TokenRepository(session)
             if token.kind == "refresh_token":
                 revoked = repo.revoke_family(token.row.family_id)
@@ -409,12 +536,16 @@ class OAuthServer:
         return CallgateRequest(replace(http, query=()), self.settings.issuer)
 
     def token(self, http: HttpRequest) -> HttpResponse:
-        response: HttpResponse = self.core.create_token_response(self._body_request(http))
+        request = self._body_request(http)
+        response: HttpResponse = self.core.in_one_unit(
+            lambda: self.core.create_token_response(request)
+        )
         return response
 
     def revoke(self, http: HttpRequest) -> HttpResponse:
-        response: HttpResponse = self.core.create_endpoint_response(
-            "revocation", self._body_request(http)
+        request = self._body_request(http)
+        response: HttpResponse = self.core.in_one_unit(
+            lambda: self.core.create_endpoint_response("revocation", request)
         )
         return response
 

@@ -2,8 +2,9 @@
 
 ``PolicyRoute`` runs the policy's checks (``policy/service.py``) before FastAPI reads the body,
 so that a request without a valid token gets 401 and not a 415 or 422; then it refuses a body
-that is not JSON (415); then FastAPI validates and calls the endpoint. The checks run in one
-thread-pool call (two short queries and, for realm paths, one more).
+that is not JSON (415); then FastAPI validates and calls the endpoint. The checks run on the
+event loop when the per-worker cache and quota reservation can answer them (no I/O), else in one
+thread-pool call that reads what is missing from the database.
 
 The quota headers are added where the response starts, from ``scope["state"]``: that covers
 successful answers and the error answers the app's exception handlers produce alike.
@@ -15,18 +16,22 @@ Endpoints receive what the policy established through cheap async dependencies:
 
 from __future__ import annotations
 
+import json
+import typing
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
 import fastapi.routing
 from fastapi import Depends, FastAPI, Path, Request, params
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from callgate.common.errors import UnsupportedMediaType
+from callgate.api.storable import find_unstorable, integer_problem, parameter_problem
+from callgate.common.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from callgate.policy.operations import (
     Operation,
     UndeclaredOperation,
@@ -42,6 +47,8 @@ STATE_REALM = "callgate_realm"
 STATE_RATE = "callgate_rate"
 REALM_PARAMS = ("client_id", "extension_id")
 REALM_ID_PATTERN = r"^(@me|[0-9]{1,18})$"
+# No resource of the API takes a JSON body anywhere near this; files travel as multipart.
+MAX_JSON_BODY = 1024 * 1024
 
 
 def rate_headers(status: RateStatus) -> list[tuple[bytes, bytes]]:
@@ -52,8 +59,13 @@ def rate_headers(status: RateStatus) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def _authorize(policy: AccessPolicy, request: Request, operation: Operation) -> None:
-    """The six checks, recording in the request state what later steps need."""
+def _authorize(
+    policy: AccessPolicy, request: Request, operation: Operation, *, cached: bool = False
+) -> bool:
+    """The six checks, recording in the request state what later steps need.
+
+    With ``cached`` only from memory (on the event loop): False when the database is needed.
+    """
     state = request.state
 
     def record_quota(rate: RateStatus) -> None:
@@ -61,15 +73,19 @@ def _authorize(policy: AccessPolicy, request: Request, operation: Operation) -> 
 
     path_params = request.path_params
     realm_params = {name: str(path_params[name]) for name in REALM_PARAMS if name in path_params}
-    admission = policy.admit(
+    admit = policy.admit_cached if cached else policy.admit
+    admission = admit(
         request.headers.get("authorization"),
         request.method,
         operation,
         realm_params,
         record_quota,
     )
+    if admission is None:
+        return False
     setattr(state, STATE_PRINCIPAL, admission.principal)
     setattr(state, STATE_REALM, admission.realm)
+    return True
 
 
 async def _require_json(request: Request) -> None:
@@ -86,6 +102,63 @@ async def _require_json(request: Request) -> None:
         raise UnsupportedMediaType(
             f"The request body must be application/json, not {media_type or 'empty'}."
         )
+    # Refused before it is read when its length is declared; a chunked body is read (the
+    # server reads it anyway to parse it) and refused after.
+    declared = request.headers.get("content-length", "")
+    if (declared.isdigit() and int(declared) > MAX_JSON_BODY) or (
+        not declared and len(await request.body()) > MAX_JSON_BODY
+    ):
+        raise PayloadTooLarge(f"A JSON body may hold at most {MAX_JSON_BODY} bytes.")
+
+
+def _is_integer(annotation: Any) -> bool:
+    return annotation is int or int in typing.get_args(annotation)
+
+
+def _integer_parameters(dependant: Dependant) -> tuple[frozenset[str], frozenset[str]]:
+    """The names of the route's integer path and query parameters, dependencies included."""
+    path: set[str] = set()
+    query: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        path.update(f.alias for f in current.path_params if _is_integer(f.field_info.annotation))
+        query.update(f.alias for f in current.query_params if _is_integer(f.field_info.annotation))
+        pending.extend(current.dependencies)
+    return frozenset(path), frozenset(query)
+
+
+def _refuse_unstorable_params(
+    request: Request, integer_path: frozenset[str], integer_query: frozenset[str]
+) -> None:
+    for name, value in request.path_params.items():
+        problem = parameter_problem(str(value))
+        if problem is not None:
+            raise InvalidInput(f"{name} {problem}.", fields={name: problem})
+        if name in integer_path and integer_problem(str(value)):
+            # Every id is a 32-bit integer: one beyond names nothing (and PostgreSQL would
+            # refuse to compare it with an INTEGER column).
+            raise NotFound(f"There is no object with {name} {value}.")
+    for name, value in request.query_params.multi_items():
+        problem = parameter_problem(value) or (
+            integer_problem(value) if name in integer_query else None
+        )
+        if problem is not None:
+            raise InvalidInput(f"{name} {problem}.", fields={name: problem})
+
+
+async def _refuse_unstorable_body(request: Request) -> None:
+    # Parsed once more than FastAPI does; bodies are small (MAX_JSON_BODY) and this is cheap.
+    try:
+        parsed = json.loads(await request.body())
+        found = find_unstorable(parsed)
+    except ValueError:
+        return  # FastAPI reports malformed JSON itself
+    except RecursionError:
+        raise InvalidInput("The body is nested too deeply.", fields={"body": "too deep"}) from None
+    if found is not None:
+        field, problem = found
+        raise InvalidInput(f"{field} {problem}.", fields={field: problem})
 
 
 class PolicyRoute(APIRoute):
@@ -107,12 +180,17 @@ class PolicyRoute(APIRoute):
         operation = self.operation or Operation.CONFIG
         body_field = self.body_field
         expects_json = body_field is not None and not isinstance(body_field.field_info, params.Form)
+        integer_path, integer_query = _integer_parameters(self.dependant)
 
         async def guarded(request: Request) -> Response:
             policy = get_services(request).access
-            await run_in_threadpool(_authorize, policy, request, operation)
+            # Most requests are answered from the per-worker cache, without the thread-pool hop.
+            if not _authorize(policy, request, operation, cached=True):
+                await run_in_threadpool(_authorize, policy, request, operation)
+            _refuse_unstorable_params(request, integer_path, integer_query)
             if expects_json:
                 await _require_json(request)
+                await _refuse_unstorable_body(request)
             return await handler(request)
 
         return guarded

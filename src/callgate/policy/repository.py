@@ -1,8 +1,9 @@
-"""The policy's queries, in SQLAlchemy Core: they run on every API request.
+"""The policy's queries, in SQLAlchemy Core: they run when the per-worker cache cannot answer.
 
 The token lookup is one SELECT joining token → application → user → client; the rate counter is
-one ``INSERT … ON CONFLICT DO UPDATE … RETURNING``. Core statements skip the ORM's identity map
-and object construction, which would dominate the cost of these tiny queries.
+one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` that adds one request or a reserved batch.
+Core statements skip the ORM's identity map and object construction, which would dominate the
+cost of these tiny queries.
 """
 
 from __future__ import annotations
@@ -116,12 +117,21 @@ def principal_by_token_hash(connection: Connection, token_hash: str) -> TokenRec
     return TokenRecord(principal, expires_at, revoked_at)
 
 
+# Ids are 32-bit integer columns; a larger id in a path names nothing (and PostgreSQL would
+# refuse the comparison instead of finding no row).
+MAX_ID = 2**31 - 1
+
+
 def client_exists(connection: Connection, client_id: int) -> bool:
+    if not 0 < client_id <= MAX_ID:
+        return False
     return connection.execute(_CLIENT_EXISTS, {"client_id": client_id}).first() is not None
 
 
 def extension_client_id(connection: Connection, extension_id: int) -> int | None:
     """The client an extension belongs to, or None when there is no such extension."""
+    if not 0 < extension_id <= MAX_ID:
+        return None
     value = connection.execute(_EXTENSION_CLIENT, {"extension_id": extension_id}).scalar()
     return int(value) if value is not None else None
 
@@ -132,17 +142,17 @@ class RateCounterRepository:
     def __init__(self, dialect_name: str) -> None:
         insert = sqlite.insert if dialect_name == "sqlite" else postgresql.insert
         statement = insert(_counters).values(
-            key=bindparam("key"), window_start=bindparam("window_start"), count=1
+            key=bindparam("key"), window_start=bindparam("window_start"), count=bindparam("amount")
         )
         self._increment = statement.on_conflict_do_update(
             index_elements=[_counters.c.key, _counters.c.window_start],
-            set_={"count": _counters.c.count + 1},
+            set_={"count": _counters.c.count + statement.excluded.count},
         ).returning(_counters.c.count)
 
-    def increment(self, session: Session, key: str, window_start: int) -> int:
-        """Count one request in the window and return the window's count so far."""
+    def increment(self, session: Session, key: str, window_start: int, amount: int = 1) -> int:
+        """Add ``amount`` requests to the window and return the window's count after it."""
         count = session.execute(
-            self._increment, {"key": key, "window_start": window_start}
+            self._increment, {"key": key, "window_start": window_start, "amount": amount}
         ).scalar_one()
         return int(count)
 

@@ -7,14 +7,16 @@
 5. the path's client/extension is outside the user's realm → ``AccessDenied`` (403)
 6. the path's client/extension does not exist → ``NotFound`` (404)
 
-After check 1 the request is counted against the client's hourly quota; past it the answer is
-429, before any of checks 2 to 6, and every answer after check 1 carries the quota headers.
-Everything is read from the database on every request: a revoked token, a blocked user or a
-lowered app level takes effect on the next request, in every worker.
+After check 1 the request takes a slot of the client's hourly quota; past it the answer is 429,
+before any of checks 2 to 6, and every answer after check 1 carries the quota headers.
 
-All of it is one unit of work: one connection, one transaction, one SELECT for the token, at most
-one more for a realm path, and one upsert for the counter, which is committed even when a check
-refuses the request.
+Most requests touch no database: the token check and the realm facts come from the per-worker
+cache of ``policy/invalidation.py`` (valid only until the next authorization change, which any
+commit touching tokens, applications, users, clients or extensions announces), and the quota
+slot from the worker's reservation (``policy/ratelimit.py``). ``admit_cached`` runs the checks
+that way, on the event loop, and answers None when it would need the database; ``admit`` runs in
+the thread pool and reads what is missing: the token (one SELECT joining token, application,
+user and client), a realm fact, or a new reservation of quota slots.
 
 This module knows nothing of HTTP; the web edge (``policy/http.py``) feeds it the method, the
 declared operation and the raw path parameters.
@@ -22,6 +24,7 @@ declared operation and the raw path parameters.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,6 +48,7 @@ from callgate.common.security import hash_secret
 from callgate.config import Settings
 from callgate.identity.models import UserLevel
 from callgate.policy import repository
+from callgate.policy.invalidation import AuthorizationCache
 from callgate.policy.operations import READ_METHODS, Operation
 from callgate.policy.principal import ExtensionRealm, Principal, RateStatus, Realm
 from callgate.policy.ratelimit import RateLimiter
@@ -75,11 +79,85 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
+class _NeedsDatabase(Exception):
+    """A realm fact is not cached: the request goes to the thread pool."""
+
+
+class RealmFacts:
+    """What checks 5 and 6 need to know: from the cache, else (if given) from the database."""
+
+    def __init__(
+        self,
+        cache: AuthorizationCache,
+        generation: int | None,
+        connect: Callable[[], Connection] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.generation = generation
+        self.connect = connect
+
+    def client_exists(self, client_id: int) -> bool:
+        key = f"client:{client_id}"
+        if self.generation is not None and self.cache.fact(key, self.generation) is not None:
+            return True
+        if self.connect is None:
+            raise _NeedsDatabase
+        exists = repository.client_exists(self.connect(), client_id)
+        if exists and self.generation is not None:
+            self.cache.put_fact(key, client_id, self.generation)
+        return exists
+
+    def extension_client_id(self, extension_id: int) -> int | None:
+        key = f"extension:{extension_id}"
+        if self.generation is not None:
+            cached = self.cache.fact(key, self.generation)
+            if cached is not None:
+                return cached
+        if self.connect is None:
+            raise _NeedsDatabase
+        client_id = repository.extension_client_id(self.connect(), extension_id)
+        if client_id is not None and self.generation is not None:
+            self.cache.put_fact(key, client_id, self.generation)
+        return client_id
+
+
 class AccessPolicy:
     def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
         self.settings = settings
         self.rate_limiter = RateLimiter(database, settings)
+        self.cache = AuthorizationCache(database, settings)
+
+    def admit_cached(
+        self,
+        authorization: str | None,
+        method: str,
+        operation: Operation,
+        path_params: Mapping[str, str],
+        record_quota: Callable[[RateStatus], None],
+    ) -> Admission | None:
+        """The six checks from memory only; None when they need the database (call ``admit``).
+
+        Never blocks on I/O (on SQLite it reads the database header: a local file), so the web
+        edge calls it on the event loop.
+        """
+        token_hash = hash_secret(bearer_token(authorization))
+        generation = self.cache.generation()
+        if generation is None:
+            return None
+        principal = self.cache.principal(token_hash, generation)
+        if principal is None:
+            return None
+        try:
+            refusal, realm = self._check(
+                principal, method, operation, path_params, RealmFacts(self.cache, generation)
+            )
+        except _NeedsDatabase:
+            return None
+        rate = self.rate_limiter.take_reserved(principal)
+        if rate is None:
+            return None
+        return self._conclude(principal, rate, realm, refusal, record_quota)
 
     def admit(
         self,
@@ -89,23 +167,55 @@ class AccessPolicy:
         path_params: Mapping[str, str],
         record_quota: Callable[[RateStatus], None],
     ) -> Admission:
-        """Run the six checks; ``record_quota`` gets the quota once counted, so that a refusal
-        can still report it."""
+        """Run the six checks, reading from the database what the cache does not hold;
+        ``record_quota`` gets the quota once counted, so that a refusal can still report it."""
         token_hash = hash_secret(bearer_token(authorization))
-        refusal: DomainError | None = None
-        realm = Realm()
-        with self.database.write() as session:
-            connection = session.connection()
-            principal = self._authenticate(connection, token_hash)
-            try:
-                self.check_access(principal, method, operation)
-                realm = self.resolve_realm(connection, principal, path_params)
-            except DomainError as refused:
-                refusal = refused
-            # Counted last, just before the commit: PostgreSQL holds the lock on the client's
-            # counter row from this statement to the commit, and every request of the client
-            # queues on it. The count is committed even when the request is refused.
-            rate = self.rate_limiter.count_in(session, principal)
+        # Taken before any read: what is read under it is cached under it (see invalidation.py).
+        generation = self.cache.generation()
+        with contextlib.ExitStack() as stack:
+            connections: list[Connection] = []
+
+            def connect() -> Connection:
+                if not connections:
+                    connections.append(stack.enter_context(self.database.read_connection()))
+                return connections[0]
+
+            principal = None
+            if generation is not None:
+                principal = self.cache.principal(token_hash, generation)
+            if principal is None:
+                principal = self._authenticate(connect(), token_hash, generation)
+            facts = RealmFacts(self.cache, generation, connect)
+            refusal, realm = self._check(principal, method, operation, path_params, facts)
+        # The read is over before the quota's write, which may wait for SQLite's write lock.
+        rate = self.rate_limiter.take(principal)
+        return self._conclude(principal, rate, realm, refusal, record_quota)
+
+    def _check(
+        self,
+        principal: Principal,
+        method: str,
+        operation: Operation,
+        path_params: Mapping[str, str],
+        facts: RealmFacts,
+    ) -> tuple[DomainError | None, Realm]:
+        """Checks 2 to 6: the refusal (or None) and the resolved realm."""
+        try:
+            self.check_access(principal, method, operation)
+            return None, self.resolve_realm(facts, principal, path_params)
+        except _NeedsDatabase:
+            raise
+        except DomainError as refused:
+            return refused, Realm()
+
+    @staticmethod
+    def _conclude(
+        principal: Principal,
+        rate: RateStatus,
+        realm: Realm,
+        refusal: DomainError | None,
+        record_quota: Callable[[RateStatus], None],
+    ) -> Admission:
         record_quota(rate)
         # The quota answers before checks 2 to 6, as if it had been checked right after 1.
         RateLimiter.enforce(rate)
@@ -115,8 +225,9 @@ class AccessPolicy:
 
     # -- check 1 -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _authenticate(connection: Connection, token_hash: str) -> Principal:
+    def _authenticate(
+        self, connection: Connection, token_hash: str, generation: int | None
+    ) -> Principal:
         record = repository.principal_by_token_hash(connection, token_hash)
         if (
             record is None
@@ -127,6 +238,10 @@ class AccessPolicy:
             # One answer for all of these: the client's remedy is the same (get a new token),
             # and telling them apart would help nobody but someone probing stolen tokens.
             raise InvalidToken("The access token is invalid, expired or revoked.")
+        if generation is not None:
+            self.cache.put_principal(
+                token_hash, record.principal, record.expires_at.timestamp(), generation
+            )
         return record.principal
 
     # -- checks 2 to 4 -------------------------------------------------------------------------
@@ -150,7 +265,7 @@ class AccessPolicy:
     # -- checks 5 and 6 ------------------------------------------------------------------------
 
     def resolve_realm(
-        self, connection: Connection, principal: Principal, path_params: Mapping[str, str]
+        self, facts: RealmFacts, principal: Principal, path_params: Mapping[str, str]
     ) -> Realm:
         """Resolve ``client_id`` / ``extension_id`` (an integer or ``@me``) and check them."""
         raw_client = path_params.get("client_id")
@@ -158,19 +273,19 @@ class AccessPolicy:
         client_id = None
         extension = None
         if raw_client is not None:
-            client_id = self._client_realm(connection, principal, raw_client)
+            client_id = self._client_realm(facts, principal, raw_client)
         if raw_extension is not None:
-            extension = self._extension_realm(connection, principal, raw_extension)
+            extension = self._extension_realm(facts, principal, raw_extension)
         return Realm(client_id=client_id, extension=extension)
 
     @staticmethod
-    def _client_realm(connection: Connection, principal: Principal, raw: str) -> int:
+    def _client_realm(facts: RealmFacts, principal: Principal, raw: str) -> int:
         user = principal.user
         client_id = user.client_id if raw == ME else _parse_id("client_id", raw)
         if user.is_admin:
             if client_id is None:
                 raise NotFound("You belong to no client: give the client's id instead of @me.")
-            if not repository.client_exists(connection, client_id):
+            if not facts.client_exists(client_id):
                 raise NotFound(f"There is no client {client_id}.")
             return client_id
         # An extension's owner works in its extension's realm only, not in its client's.
@@ -179,7 +294,7 @@ class AccessPolicy:
         return client_id
 
     @staticmethod
-    def _extension_realm(connection: Connection, principal: Principal, raw: str) -> ExtensionRealm:
+    def _extension_realm(facts: RealmFacts, principal: Principal, raw: str) -> ExtensionRealm:
         user = principal.user
         if raw == ME:
             if user.extension_id is None or user.client_id is None:
@@ -191,7 +306,7 @@ class AccessPolicy:
             if extension_id != user.extension_id or user.client_id is None:
                 raise AccessDenied("This extension is outside what this user may access.")
             return ExtensionRealm(extension_id, user.client_id)
-        client_id = repository.extension_client_id(connection, extension_id)
+        client_id = facts.extension_client_id(extension_id)
         if user.is_admin:
             if client_id is None:
                 raise NotFound(f"There is no extension {extension_id}.")
