@@ -76,17 +76,26 @@ class SipEndpoint:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, host: str, port: int) -> Addr:
-        """Listen on UDP and TCP at ``host:port`` (port 0: a free port, the same for both)."""
-        self.udp = await open_udp(host, port, self._on_message)
-        bound = self.udp.local_address
-        self.tcp = TcpTransport(self._on_message)
-        try:
-            await self.tcp.listen(host, bound[1])
-        except OSError:
-            self.udp.close()
-            raise
-        self.address = bound
-        return bound
+        """Listen on UDP and TCP at ``host:port`` (port 0: a free port, the same for both).
+
+        With port 0 the UDP socket picks a free port, whose TCP twin may be taken by another
+        socket: then both are released and another port is tried, a bounded number of times.
+        """
+        attempts = 20 if port == 0 else 1
+        for attempt in range(attempts):
+            udp = await open_udp(host, port, self._on_message)
+            bound = udp.local_address
+            tcp = TcpTransport(self._on_message)
+            try:
+                await tcp.listen(host, bound[1])
+            except OSError:
+                udp.close()
+                if attempt == attempts - 1:
+                    raise
+                continue
+            self.udp, self.tcp, self.address = udp, tcp, bound
+            return bound
+        raise AssertionError("unreachable")
 
     async def stop(self) -> None:
         if self._timer is not None:
