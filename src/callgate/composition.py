@@ -96,11 +96,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
     )
+    # The API first: its router refuses other paths at once, while FastAPI would try every
+    # page route for each API request (policy/http.py, ApiRouter).
+    app.include_router(api_router.build_router())
     app.include_router(web_http.router)
     app.include_router(oauth_http.router)
     app.include_router(health_http.router)
     app.include_router(apps_http.router)
-    app.include_router(api_router.build_router())
     # Last: every /api/ver1.0 route, whoever added it, must declare its operation class.
     api_router.refuse_undeclared(app)
     return app

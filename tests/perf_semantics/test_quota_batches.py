@@ -124,7 +124,7 @@ def test_slots_a_worker_holds_can_refuse_early_but_never_overshoot(
 def test_concurrent_requests_of_one_worker_get_distinct_slots(
     services: Services, world: World
 ) -> None:
-    who = principal(world, limit=10**6)
+    who = principal(world, limit=20_000)  # a thousandth of it is the batch of 20
     with workers(services, 1, batch=20) as ((worker,), _):
         slots: list[int | None] = []
         lock = threading.Lock()
@@ -155,3 +155,12 @@ def test_a_new_hour_starts_a_new_count(services: Services, world: World) -> None
     with services.database.read() as session:
         windows = list(session.scalars(select(RateCounter.window_start)))
     assert windows == [int(clock[0] - clock[0] % HOUR)]  # the old window was pruned
+
+
+def test_a_high_quota_is_reserved_a_thousandth_at_a_time(services: Services, world: World) -> None:
+    who = principal(world, limit=200_000)
+    with workers(services, 1, batch=5) as ((worker,), _):
+        assert [worker.take(who) for _ in range(401)] == list(range(1, 402))
+        # One exact step, then reservations of 200 slots (a thousandth), not of 5.
+        assert worker.writes == 3
+    assert stored_count(services, world) == 1 + 200 + 200

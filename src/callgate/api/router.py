@@ -20,7 +20,7 @@ from callgate.explorer import http as explorer_http
 from callgate.fax import http as fax_http
 from callgate.identity import http as identity_http
 from callgate.phones import http as phones_http
-from callgate.policy.http import PolicyRoute, refuse_undeclared_routes, route_entries
+from callgate.policy.http import ApiRouter, PolicyRoute, refuse_undeclared_routes, route_entries
 from callgate.policy.operations import Operation, declare
 from callgate.recordings import http as recordings_http
 from callgate.routing import http as routing_http
@@ -45,7 +45,7 @@ FEATURE_ROUTERS: tuple[APIRouter, ...] = (
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(prefix=PREFIX, route_class=PolicyRoute)
+    router = ApiRouter(prefix=PREFIX, route_class=PolicyRoute)
     for feature in FEATURE_ROUTERS:
         router.include_router(feature)
     router.add_api_route(

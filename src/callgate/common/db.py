@@ -183,9 +183,8 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(
-            self.engine.execution_options(callgate_write=True), expire_on_commit=False
-        )
+        self._write_engine = self.engine.execution_options(callgate_write=True)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         self._generation = 0
         self._generation_lock = threading.Lock()
         self._local = threading.local()
@@ -229,17 +228,29 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work that commits on success and rolls back on any exception."""
-        if self._write_lock is not None and self._local.__dict__.get("writing"):
-            # The lock is not reentrant: a nested write unit of work would wait for itself.
-            raise RuntimeError("a write unit of work inside another one (SQLite would deadlock)")
-        with self._write_lock or nullcontext(), self._write_sessions() as session:
-            self._local.writing = True
+        with self._writing(), self._write_sessions() as session:
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """``write()`` in SQLAlchemy Core, for hot paths (no ORM session to build)."""
+        with self._writing(), self._write_engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        if self._write_lock is not None and self._local.__dict__.get("writing"):
+            # The lock is not reentrant: a nested write unit of work would wait for itself.
+            raise RuntimeError("a write unit of work inside another one (SQLite would deadlock)")
+        with self._write_lock or nullcontext():
+            self._local.writing = True
+            try:
+                yield
             finally:
                 self._local.writing = False
                 if self._local.__dict__.pop("after_commit", False):

@@ -163,24 +163,28 @@ async def authorize_decision(
     return _present(request, services, page_session, outcome, after_post=True)
 
 
+# The endpoints below take the services from the request, not through ``ServicesDep``: FastAPI
+# runs a plain-function dependency in the thread pool, one more hop per token request.
+
+
 @router.post("/oauth/token")
-async def token(request: Request, services: ServicesDep) -> Response:
+async def token(request: Request) -> Response:
     http = await _http_request(request)
-    return _to_response(await run_in_threadpool(services.oauth.token, http))
+    return _to_response(await run_in_threadpool(get_services(request).oauth.token, http))
 
 
 @router.post("/oauth/revoke")
-async def revoke(request: Request, services: ServicesDep) -> Response:
+async def revoke(request: Request) -> Response:
     http = await _http_request(request)
-    return _to_response(await run_in_threadpool(services.oauth.revoke, http))
+    return _to_response(await run_in_threadpool(get_services(request).oauth.revoke, http))
 
 
 @router.post("/oauth/introspect")
-async def introspect(request: Request, services: ServicesDep) -> Response:
+async def introspect(request: Request) -> Response:
     http = await _http_request(request)
-    return _to_response(await run_in_threadpool(services.oauth.introspect, http))
+    return _to_response(await run_in_threadpool(get_services(request).oauth.introspect, http))
 
 
 @router.get("/.well-known/oauth-authorization-server")
-async def metadata(services: ServicesDep) -> JSONResponse:
-    return JSONResponse(services.oauth.metadata())
+async def metadata(request: Request) -> JSONResponse:
+    return JSONResponse(get_services(request).oauth.metadata())

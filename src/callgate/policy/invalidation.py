@@ -270,7 +270,9 @@ class AuthorizationCache:
                 if self._entries.get(key) is entry:
                     del self._entries[key]
             return None
-        with self._lock, contextlib.suppress(KeyError):
+        # One C call, atomic under the GIL: no lock on the hot path (a concurrent eviction
+        # makes it a KeyError).
+        with contextlib.suppress(KeyError):
             self._entries.move_to_end(key)
         return entry.value
 

@@ -6,14 +6,15 @@ windows that have ended, so the table stays as small as the number of active cli
 
 Every request gets a **slot**: its number in the window's count. A worker does not write the
 counter for every request. While a quota is far from its limit (as the worker last saw it), the
-worker **reserves** ``CALLGATE_RATE_LIMIT_BATCH`` slots at once with one atomic
-``count = count + batch`` and hands them out from memory; close to the limit (fewer than twice
-the batch left) it reserves one slot per request, in the request, exactly as before. A request
-is refused with 429 when its slot is past the limit, so no more requests than the quota are ever
-admitted, however many workers share it. The price: slots a worker has reserved but not used yet
-count as used for the others, so a client may be refused up to (workers - 1) * batch requests
-early when its traffic leaves the worker holding them; and ``X-RateLimit-Remaining`` is exact per
-worker but not monotonic across workers.
+worker **reserves** a batch of slots at once with one atomic ``count = count + batch`` and hands
+them out from memory; the batch is ``CALLGATE_RATE_LIMIT_BATCH`` (50), or a thousandth of the
+quota when that is larger. Close to the limit (fewer than twice the batch left) it reserves one
+slot per request, in the request, exactly as before. A request is refused with 429 when its slot
+is past the limit, so no more requests than the quota are ever admitted, however many workers
+share it. The price: slots a worker has reserved but not used yet count as used for the others,
+so a client may be refused up to (workers - 1) * batch requests early when its traffic leaves
+the worker holding them; and ``X-RateLimit-Remaining`` is exact per worker but not monotonic
+across workers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from callgate.common.db import Database
@@ -32,6 +34,8 @@ from callgate.policy.principal import Principal, RateStatus
 from callgate.policy.repository import RateCounterRepository
 
 WINDOW_SECONDS = 3600
+# A worker reserves at most this share of a quota at once (beyond CALLGATE_RATE_LIMIT_BATCH).
+QUOTA_SHARE = 1000
 
 
 @dataclass(slots=True)
@@ -102,8 +106,8 @@ class RateLimiter:
             limit = self.limit_for(principal)
             start, reset = self._window()
             amount = self._amount(key, start, limit)
-            with self.database.write() as session:
-                last = self._reserve_in(session, key, start, amount)
+            with self.database.write_connection() as connection:
+                last = self._reserve_in(connection, key, start, amount)
             first = last - amount + 1
             with self._lock:
                 self._reservations[key] = _Reservation(start, first + 1, last)
@@ -116,11 +120,20 @@ class RateLimiter:
         if reservation is None or reservation.window_start != window_start:
             return 1  # the shared count is unknown: learn it with an exact step
         seen = reservation.last_slot
-        if limit - seen > 2 * self.batch or seen > limit:
+        size = self.batch_for(limit)
+        if limit - seen > 2 * size or seen > limit:
             # Far from the limit, or past it (every slot of the batch answers 429 anyway,
             # unless the limit is raised meanwhile, and then they are genuinely free).
-            return self.batch
+            return size
         return 1
+
+    def batch_for(self, limit: int) -> int:
+        """Slots reserved at once: the configured batch, or a thousandth of a larger quota.
+
+        Only high quotas see traffic where one write per 50 requests shows; for them the
+        bound on early refusals stays the same share of the quota (0.1 % per other worker).
+        """
+        return max(self.batch, limit // QUOTA_SHARE)
 
     def count(self, principal: Principal) -> RateStatus:
         """Count exactly this one request in a unit of work of its own."""
@@ -133,7 +146,9 @@ class RateLimiter:
         count = self._reserve_in(session, principal.quota_key, start, 1)
         return RateStatus(limit=self.limit_for(principal), count=count, reset=reset)
 
-    def _reserve_in(self, session: Session, key: str, window_start: int, amount: int) -> int:
+    def _reserve_in(
+        self, session: Session | Connection, key: str, window_start: int, amount: int
+    ) -> int:
         """Add ``amount`` to the window's count; return the count after it."""
         count = self.counters.increment(session, key, window_start, amount)
         if count == amount:  # this statement created the window's row

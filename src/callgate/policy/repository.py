@@ -149,13 +149,15 @@ class RateCounterRepository:
             set_={"count": _counters.c.count + statement.excluded.count},
         ).returning(_counters.c.count)
 
-    def increment(self, session: Session, key: str, window_start: int, amount: int = 1) -> int:
+    def increment(
+        self, session: Session | Connection, key: str, window_start: int, amount: int = 1
+    ) -> int:
         """Add ``amount`` requests to the window and return the window's count after it."""
         count = session.execute(
             self._increment, {"key": key, "window_start": window_start, "amount": amount}
         ).scalar_one()
         return int(count)
 
-    def prune(self, session: Session, before_window: int) -> None:
+    def prune(self, session: Session | Connection, before_window: int) -> None:
         """Drop the counters of every window that started before ``before_window``."""
         session.execute(_PRUNE_COUNTERS, {"window_start": before_window})

@@ -121,6 +121,10 @@ class RealmFacts:
         return client_id
 
 
+# Paths without a realm parameter never ask for a fact.
+_NO_FACTS: RealmFacts = RealmFacts.__new__(RealmFacts)
+
+
 class AccessPolicy:
     def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
@@ -149,9 +153,8 @@ class AccessPolicy:
         if principal is None:
             return None
         try:
-            refusal, realm = self._check(
-                principal, method, operation, path_params, RealmFacts(self.cache, generation)
-            )
+            facts = RealmFacts(self.cache, generation) if path_params else _NO_FACTS
+            refusal, realm = self._check(principal, method, operation, path_params, facts)
         except _NeedsDatabase:
             return None
         rate = self.rate_limiter.take_reserved(principal)
