@@ -68,6 +68,30 @@ class Settings(BaseSettings):
     # SIP passwords for every phone. No quotes or backslashes: it is quoted in SIP headers.
     sip_realm: str = Field("callgate", min_length=1, max_length=100, pattern=r"^[!#-\[\]-~]+$")
 
+    # ``callgate serve`` runs the SIP engine in its own process (one HTTP worker) or in one child
+    # process (several workers: only one process may bind the SIP port). False: run
+    # ``callgate sip`` yourself, e.g. on another host sharing the database and secret key.
+    sip_in_process: bool = True
+    # Registration intervals (RFC 3261 §10.3): below sip_min_expires a REGISTER gets 423 with
+    # Min-Expires, above sip_max_expires it is shortened, without any it gets the default.
+    sip_min_expires: int = Field(60, ge=1)
+    sip_max_expires: int = Field(3600, ge=1)
+    sip_default_expires: int = Field(3600, ge=1)
+    # How long a digest nonce is valid; a valid answer on an older one gets stale=true.
+    sip_nonce_lifetime: int = Field(300, ge=10)
+    # Where the SIP process listens for call-control requests from API workers of other
+    # processes (loopback only; requests are authenticated with a key derived from secret_key).
+    sip_control_port: int = Field(5099, ge=0, le=65535)
+    # Media relay: the address phones send RTP to (default: sip_host) and the UDP port range
+    # (even RTP port + odd RTCP port per leg).
+    rtp_host: str | None = None
+    rtp_port_min: int = Field(20000, ge=1024, le=65534)
+    rtp_port_max: int = Field(30000, ge=1025, le=65535)
+    # Ring time when an extension has no incom_rule, and the longest any rule may ask for.
+    ring_seconds: int = Field(30, ge=1, le=600)
+    # Music on hold: a tone (Hz, 0 = silence) unless a sound of the client is chosen later.
+    moh_tone_hz: int = Field(425, ge=0, le=3400)
+
     webhook_allow_private: bool = False
 
     # Uploads: sounds (WAV) and outgoing fax documents (PDF/TIFF); see docs/configuration.md.
@@ -76,6 +100,21 @@ class Settings(BaseSettings):
     fax_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     fax_max_attempts: int = Field(3, ge=1, le=20)
     fax_retry_delay: int = Field(300, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if not self.sip_min_expires <= self.sip_default_expires <= self.sip_max_expires:
+            raise ValueError(
+                "need CALLGATE_SIP_MIN_EXPIRES <= CALLGATE_SIP_DEFAULT_EXPIRES <= "
+                "CALLGATE_SIP_MAX_EXPIRES"
+            )
+        if self.rtp_port_max - self.rtp_port_min < 3:
+            raise ValueError("CALLGATE_RTP_PORT_MAX must be at least CALLGATE_RTP_PORT_MIN + 3")
+        return self
+
+    @property
+    def media_host(self) -> str:
+        return self.rtp_host or self.sip_host
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from callgate.pbx.service import start_pbx
-from callgate.pbx.settings import PbxSettings
 from callgate.services import Services
 from tests.conftest import free_port
 from tests.pbx.baresip import AVAILABLE, Baresip, free_udp_tcp_pair, write_config
@@ -34,9 +33,7 @@ def test_baresip_registers_with_the_right_password_only(
     user = f"{world.client.prefix}*101"
 
     async def main() -> None:
-        pbx = await start_pbx(
-            services.settings, services.database, pbx_settings=PbxSettings(), port=0
-        )
+        pbx = await start_pbx(services.settings, services.database, port=0)
         sip_port, ctrl_port = free_udp_tcp_pair(), free_port()
         host, port = pbx.address
         account = (

@@ -13,14 +13,11 @@ from sqlalchemy import update
 from callgate.identity.models import Extension, Status
 from callgate.pbx.repository import DatabaseDirectory
 from callgate.pbx.service import INVITE_REASON, start_pbx
-from callgate.pbx.settings import PbxSettings
 from callgate.services import Services
 from callgate.sip.message import Response
 from callgate.sip.parser import parse
 from tests.pbx.helpers import PASSWORD, answer, register
 from tests.support.factories import World
-
-PBX = PbxSettings(min_expires=60, max_expires=3600, default_expires=3600)
 
 
 def _run(main: Callable[[], Awaitable[None]]) -> None:
@@ -72,7 +69,7 @@ def test_register_over_udp_logs_one_line_each(
     user = _user(services, world)
 
     async def main() -> None:
-        pbx = await start_pbx(services.settings, services.database, pbx_settings=PBX, port=0)
+        pbx = await start_pbx(services.settings, services.database, port=0)
         transport, phone, port = await _phone()
         try:
             first = register(user=user, port=port)
@@ -116,7 +113,7 @@ def test_options_invite_and_unknown_methods_over_udp_and_tcp(
     services: Services, world: World
 ) -> None:
     async def main() -> None:
-        pbx = await start_pbx(services.settings, services.database, pbx_settings=PBX, port=0)
+        pbx = await start_pbx(services.settings, services.database, port=0)
         transport, phone, port = await _phone()
         try:
             for method, status in (
@@ -161,7 +158,6 @@ def test_port_in_use_is_reported(services: Services) -> None:
                 await start_pbx(
                     services.settings,
                     services.database,
-                    pbx_settings=PBX,
                     port=busy.getsockname()[1],
                 )
 

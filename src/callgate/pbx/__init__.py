@@ -2,8 +2,7 @@
 
 ``callgate.sip`` is the sans-I/O protocol core; this package is the application on top of it:
 
-* ``settings.py`` — the ``CALLGATE_SIP_*`` settings of the PBX process (in-process or not,
-  registration intervals).
+Its settings (``CALLGATE_SIP_*``, ``CALLGATE_RTP_*``) are fields of ``callgate.config.Settings``.
 * ``repository.py`` — SIP accounts (user name, HA1 values, blocked or not) read from
   ``PhoneSettings`` + ``Extension`` + ``Client``.
 * ``registrar.py`` — sans-I/O REGISTER handling with digest authentication and in-memory bindings.

@@ -5,9 +5,11 @@
 ``next_deadline()``. Every message from a transport goes to ``handle_incoming``; the actions that
 come back are performed in order: ``Send`` through the transport the transaction belongs to,
 ``DeliverRequest`` to the application's :data:`RequestHandler` (a coroutine returning the final
-response, or None to answer later with :meth:`SipEndpoint.respond`). Responses to our own client
-transactions are for the B2BUA, which will register a response callback here; today they are
-dropped with a debug line.
+response, or None to answer later with :meth:`SipEndpoint.respond`). The application's own
+requests go out through :meth:`SipEndpoint.send_request`, whose callback receives every response
+of that client transaction (a timeout or transport failure arrives as a synthetic 408/503, so the
+callback always hears a final answer); ACKs for 2xx (outside any transaction) go to
+``ack_handler``, and :meth:`SipEndpoint.send_stateless` sends an ACK for a 2xx.
 
 Time is an injected wall clock (``clock``, default ``time.time``) for everything: digest nonces
 carry timestamps other processes must read, and bindings expire in wall-clock time. The asyncio
@@ -52,6 +54,11 @@ class Incoming:
 
 
 RequestHandler = Callable[[Incoming], Awaitable[Response | None]]
+# Called once per response of a client transaction (provisional ones too, 2xx retransmissions
+# while the INVITE transaction is Accepted); a timeout or transport failure arrives as a final
+# 408 or 503 made locally.
+ResponseCallback = Callable[[Response], None]
+AckHandler = Callable[[Request, Addr], None]
 
 
 class SipEndpoint:
@@ -72,6 +79,13 @@ class SipEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._clients: dict[TransactionKey, tuple[Request, ResponseCallback]] = {}
+        self.ack_handler: AckHandler | None = None
+
+    def local_address(self, transport: str = "udp") -> Addr:
+        """The address our Via and Contact name (the listening address; same port for both)."""
+        assert self.address is not None, "endpoint not started"
+        return self.address
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,22 +149,87 @@ class SipEndpoint:
             return
         self._perform(actions, None)
 
+    def send_request(
+        self,
+        request: Request,
+        destination: Addr,
+        on_response: ResponseCallback,
+        *,
+        transport: str = "udp",
+    ) -> TransactionKey:
+        """Start a client transaction; ``on_response`` hears every response, always a final one.
+
+        The request's top Via must carry a fresh ``z9hG4bK`` branch and this endpoint's sent-by.
+        """
+        chosen = self._transport_named(transport)
+        key, actions = self.layer.send_request(
+            request, destination, self.clock(), reliable=chosen.reliable
+        )
+        self._clients[key] = (request, on_response)
+        self._transport_of[key] = chosen
+        self._perform(actions, chosen)
+        return key
+
+    def send_stateless(
+        self, message: Request | Response, destination: Addr, transport: str = "udp"
+    ) -> None:
+        """Send outside any transaction (the ACK for a 2xx, RFC 3261 §13.2.2.4)."""
+        try:
+            self._transport_named(transport).send(message, destination)
+        except (ConnectionError, OSError) as exc:
+            log.debug("SIP send to %s:%s failed: %s", *destination, exc)
+
+    def _transport_named(self, name: str) -> Transport:
+        chosen: Transport | None = self.tcp if name == "tcp" else self.udp
+        if chosen is None:
+            raise RuntimeError("endpoint not started")
+        return chosen
+
+    def _client_final(self, key: TransactionKey, status: int, reason: str) -> None:
+        entry = self._clients.pop(key, None)
+        if entry is None:
+            return
+        request, callback = entry
+        self._call_back(callback, make_response(request, status, reason))
+
+    @staticmethod
+    def _call_back(callback: ResponseCallback, response: Response) -> None:
+        try:
+            callback(response)
+        except Exception:  # the application's bug must not stop the endpoint
+            log.exception("SIP response callback failed on %s", response.status)
+
     def _perform(self, actions: list[Action], arrived_on: Transport | None) -> None:
         for action in actions:
             if isinstance(action, Send):
                 self._send(action, arrived_on)
             elif isinstance(action, DeliverRequest):
-                if action.key is None:
-                    continue  # an ACK for a 2xx: dialogs (the B2BUA) will want it
+                if action.key is None:  # an ACK for a 2xx: for the dialog layer
+                    if self.ack_handler is not None:
+                        try:
+                            self.ack_handler(action.request, action.source)
+                        except Exception:
+                            log.exception("SIP ACK handler failed")
+                    continue
                 if arrived_on is not None:
                     self._transport_of[action.key] = arrived_on
                 self._dispatch(action, action.key, arrived_on)
             elif isinstance(action, DeliverResponse):
-                log.debug("SIP response %s with no client here dropped", action.response.status)
+                entry = self._clients.get(action.key) if action.key is not None else None
+                if entry is None:
+                    log.debug("SIP response %s with no client here dropped", action.response.status)
+                else:
+                    self._call_back(entry[1], action.response)
             elif isinstance(action, Terminated):
                 self._transport_of.pop(action.key, None)
-            elif isinstance(action, TimedOut | TransportFailed):
+                self._clients.pop(action.key, None)
+            elif isinstance(action, TimedOut):
                 log.debug("SIP transaction %s: %s", action.key.branch, action)
+                if action.timer in ("B", "F"):
+                    self._client_final(action.key, 408, "Request Timeout")
+            elif isinstance(action, TransportFailed):
+                log.debug("SIP transaction %s: transport failed", action.key.branch)
+                self._client_final(action.key, 503, "Service Unavailable (transport failed)")
         self._arm()
 
     def _send(self, action: Send, arrived_on: Transport | None) -> None:

@@ -29,7 +29,6 @@ from callgate.config import Settings
 from callgate.pbx.endpoint import Incoming, SipEndpoint
 from callgate.pbx.registrar import Bindings, Registrar, Result, credentials_user
 from callgate.pbx.repository import DatabaseDirectory, Directory
-from callgate.pbx.settings import PbxSettings
 from callgate.sip.digest import DigestServer
 from callgate.sip.message import Response
 from callgate.sip.parser import make_response, split_list
@@ -159,22 +158,22 @@ async def start_pbx(
     settings: Settings,
     database: Database,
     *,
-    pbx_settings: PbxSettings | None = None,
     host: str | None = None,
     port: int | None = None,
     clock: Callable[[], float] = time.time,
 ) -> RunningPbx:
     """Build the registrar and the endpoint and listen (``host``/``port`` default to settings)."""
-    pbx = pbx_settings or PbxSettings()
     digest = DigestServer(
-        digest_key(settings.secret_key), settings.sip_realm, nonce_lifetime=pbx.nonce_lifetime
+        digest_key(settings.secret_key),
+        settings.sip_realm,
+        nonce_lifetime=settings.sip_nonce_lifetime,
     )
     registrar = Registrar(
         digest,
         Bindings(),
-        min_expires=pbx.min_expires,
-        max_expires=pbx.max_expires,
-        default_expires=pbx.default_expires,
+        min_expires=settings.sip_min_expires,
+        max_expires=settings.sip_max_expires,
+        default_expires=settings.sip_default_expires,
     )
     service = PbxService(registrar, DatabaseDirectory(database), clock=clock)
     endpoint = SipEndpoint(service, clock=clock)
