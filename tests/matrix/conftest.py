@@ -1,4 +1,8 @@
-"""Fixtures of the whole-API tests: the live server's OpenAPI document and tokens by role."""
+"""Fixtures of the whole-API tests: the live server's OpenAPI document and tokens by role.
+
+The live-call routes need an engine behind ``services.call_control`` (else every answer is 503):
+a fake one with no calls stands in, so that they answer as their own code does.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from callgate.services import Services
 from tests.api.conftest import http
 from tests.api.helpers import API
+from tests.call_control_api.fake import FakeCallControl
 
 __all__ = ["http"]
 
@@ -20,3 +26,9 @@ def document(http: httpx.Client) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     published: dict[str, Any] = response.json()
     return published
+
+
+@pytest.fixture
+def services(services: Services) -> Services:
+    services.call_control = FakeCallControl()
+    return services

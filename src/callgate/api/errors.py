@@ -28,6 +28,7 @@ HTTP_STATUS: dict[type[errors.DomainError], int] = {
     errors.InvalidInput: 422,
     errors.RateLimitExceeded: 429,
     errors.TooManyAttempts: 429,
+    errors.PbxUnavailable: 503,
 }
 
 

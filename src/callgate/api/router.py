@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from callgate.api.openapi import build_openapi_document
+from callgate.calls import control_http as call_control_http
 from callgate.calls import http as calls_http
 from callgate.events import http as events_http
 from callgate.explorer import http as explorer_http
@@ -35,6 +36,7 @@ FEATURE_ROUTERS: tuple[APIRouter, ...] = (
     identity_http.router,
     events_http.router,
     calls_http.router,
+    call_control_http.router,
     recordings_http.router,
     voicemail_http.router,
     sounds_http.router,

@@ -4,18 +4,21 @@ artefacts (recordings, voicemail) share: a time window, paging and order.
 A row has the original API's field names (``call_uuid``, ``init_time_gmt``,
 ``bridged_duration``, …); ``answer_time_gmt`` is SPEC's name for the moment the call was
 answered, and ``bridged_time_gmt`` (the original's name for it) carries the same value.
+
+Also the shapes of live calls: the ``callback`` body and the ``current_calls`` items and actions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from callgate.api.schemas import MAX_PER_PAGE, TIME_FORMAT, format_optional_time, format_time
+from callgate.calls.live import LiveCall
 from callgate.calls.models import CallRecord
 from callgate.common.errors import InvalidInput
 
@@ -158,3 +161,142 @@ class CallHistoryPage(BaseModel):
     per_page: int
     order: Order
     call_history: list[CallOut]
+
+
+# -- live calls: callback and current_calls ------------------------------------------------------
+
+DIAL_PATTERN = r"^\+?[0-9]{1,32}$"
+# A display name goes into a SIP From header: no control characters (CR/LF would inject
+# headers), and none of the characters that would need quoting there.
+NAME_PATTERN = r'^[^\x00-\x1f\x7f"\\<>]{1,64}$'
+MAX_SOURCES = 10
+
+DialNumber = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=33,
+        pattern=DIAL_PATTERN,
+        description="A number as the extension would dial it: 1-32 digits, optionally after +.",
+    ),
+]
+
+
+def _one_or_many(value: object) -> object:
+    # The original API took src_num as a list or as one number.
+    return [value] if isinstance(value, str) else value
+
+
+_DIAL_SCHEMA: dict[str, Any] = {"type": "string", "pattern": DIAL_PATTERN, "maxLength": 33}
+
+SourceNumbers = Annotated[
+    list[DialNumber],
+    BeforeValidator(_one_or_many),
+    Field(min_length=1, max_length=MAX_SOURCES),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": _DIAL_SCHEMA,
+                    "minItems": 1,
+                    "maxItems": MAX_SOURCES,
+                },
+                _DIAL_SCHEMA,
+            ],
+            "description": (
+                f"The numbers to ring first (1-{MAX_SOURCES}; one number may be given as a "
+                "string): all ring at once, the first to answer is connected to dst_num."
+            ),
+        }
+    ),
+]
+
+
+class CallbackCreate(BaseModel):
+    """``POST /extension/{id}/callback/``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    src_num: SourceNumbers
+    dst_num: DialNumber
+    caller_id_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=NAME_PATTERN,
+        description="Caller name shown to dst_num (1-64 characters, no quotes, \\ < > or "
+        "control characters); default: the extension's.",
+    )
+    caller_id_number: DialNumber | None = Field(
+        default=None, description="Caller number shown to dst_num; default: the extension's."
+    )
+    call_duration: int | None = Field(
+        default=None, ge=1, le=86_400, description="Seconds after which the PBX hangs up."
+    )
+    wait_for_pickup: int = Field(
+        default=30, ge=1, le=600, description="Seconds the src_num phones ring."
+    )
+
+    @property
+    def sources(self) -> list[str]:
+        """src_num without repeats, in the order given."""
+        return list(dict.fromkeys(self.src_num))
+
+
+class CallbackCreated(BaseModel):
+    call_api_id: str = Field(description="Use it with current_calls (PUT, DELETE).")
+    call_id: str = Field(description="The call's id in events and its call_history call_uuid.")
+
+
+class LiveCallOut(BaseModel):
+    """A call in progress."""
+
+    call_api_id: str
+    call_id: str
+    call_flow: str = Field(description="in | out, from the extension's point of view")
+    caller_id_name: str
+    caller_id_number: str
+    called_number: str
+    extension_id: int | None
+    init_time_gmt: str = Field(description="UTC time the call started")
+    answer_time_gmt: str | None = Field(description="UTC time it was answered; null if not yet")
+    record_uuid: str | None
+    state: str = Field(description="ringing | answered | held")
+
+    @classmethod
+    def of(cls, call: LiveCall) -> LiveCallOut:
+        return cls(
+            call_api_id=call.call_api_id,
+            call_id=call.call_id,
+            call_flow=call.call_flow,
+            caller_id_name=call.caller_id_name,
+            caller_id_number=call.caller_id_number,
+            called_number=call.called_number,
+            extension_id=call.extension_id,
+            init_time_gmt=format_time(call.init_time),
+            answer_time_gmt=format_optional_time(call.answer_time),
+            record_uuid=call.record_uuid,
+            state=call.state,
+        )
+
+
+class CallActionBody(BaseModel):
+    """``PUT …/current_calls/{call_api_id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(
+        min_length=1,
+        max_length=32,
+        description="transfer (blind, to send_dst), hold or offhold. The original's other "
+        "actions (attended_transfer, eavesdrop, whisper, conference, park, pickup, …) are "
+        "answered 422: not supported yet.",
+    )
+    send_dst: DialNumber | None = Field(
+        default=None, description="Where transfer sends the call; required for transfer."
+    )
+
+
+class ActionDone(BaseModel):
+    status: Literal["success"] = "success"

@@ -88,3 +88,9 @@ class PayloadTooLarge(DomainError):
     """A request body past the size the operation takes."""
 
     status = "payload_too_large"
+
+
+class PbxUnavailable(DomainError):
+    """The call engine cannot be reached: not running here, or its control channel is down."""
+
+    status = "pbx_unavailable"
