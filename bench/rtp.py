@@ -10,6 +10,10 @@ spread over ten send slots per 20 ms. The relay measures its own CPU time
 - packet loss per direction (A->B, B->A) from what the endpoints sent and received;
 - the ratio to PEERS.md's reference: 5 µs/packet for a bare uvloop UDP relay.
 
+``--core`` instead times the relay's per-packet function alone (``Leg.datagram_received``
+forwarding one source's packets to a bridged leg whose ``send`` does nothing), in-process, best
+of five rounds: the engine's own share of the per-packet cost, without the kernel and the loop.
+
 Bounded: ``--calls`` at most 2000, ``--duration`` at most 120 s, every wait has a deadline, and
 the relay process is stopped (by its PID) at the end. Only 127.0.0.1 is used. Not a test.
 """
@@ -94,6 +98,38 @@ async def relay_main(calls: int, port_min: int) -> None:
     await command()  # quit, once the generator has drained the packets still in flight
     print(json.dumps({"totals": totals()}), flush=True)
     await relay.close()
+
+
+# --------------------------------------------------------------------------- core only
+
+
+def core_benchmark(packets: int = 200_000, rounds: int = 5) -> dict[str, Any]:
+    """µs of CPU per packet of ``Leg.datagram_received`` alone (best round), forwarding."""
+    from callgate.media.leg import Leg, link
+
+    def send(data: Any, address: Address) -> None:
+        pass
+
+    a, b = Leg("a", send), Leg("b", send)
+    a.expect("127.0.0.1", 4000)
+    b.expect("127.0.0.1", 5000)
+    link(a, b)
+    header = struct.Struct("!BBHII")
+    frames = [
+        header.pack(0x80, 0, i & 0xFFFF, (i * 160) & 0xFFFFFFFF, 0x1234) + PAYLOAD
+        for i in range(1000)
+    ]
+    receive, source = a.datagram_received, ("127.0.0.1", 4000)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(packets // len(frames)):
+            for frame in frames:
+                receive(frame, source)
+        best = min(best, time.process_time() - start)
+    count = packets // len(frames) * len(frames)
+    assert b.counters.packets_out == rounds * count
+    return {"core_us_per_packet": round(1e6 * best / count, 3), "packets": count, "rounds": rounds}
 
 
 # --------------------------------------------------------------------------- generator
@@ -216,10 +252,21 @@ def main() -> int:
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--port-min", type=int, default=40000)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--core", action="store_true", help="time the per-packet core function alone, no sockets"
+    )
     parser.add_argument("--role", choices=["run", "relay"], default="run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not 1 <= args.calls <= MAX_CALLS or not 0 < args.duration <= MAX_DURATION:
         parser.error(f"--calls must be 1..{MAX_CALLS} and --duration 0..{MAX_DURATION}")
+
+    if args.core:
+        figures = core_benchmark()
+        figures["python"] = platform.python_version()
+        print(json.dumps(figures, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        return 0
 
     if args.role == "relay":
         loop = new_loop(args.loop)

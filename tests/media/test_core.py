@@ -23,8 +23,8 @@ class Wire:
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, Address]] = []
 
-    def __call__(self, data: bytes, address: Address) -> None:
-        self.sent.append((data, address))
+    def __call__(self, data: bytes | bytearray, address: Address) -> None:
+        self.sent.append((bytes(data), address))
 
 
 def pair(*, restrict: bool = True) -> tuple[Leg, Leg, Wire, Wire]:
@@ -40,12 +40,15 @@ def rtp(ssrc: int = 1, seq: int = 0, payload: bytes = b"\xff" * 160, pt: int = 0
     return RtpStream(ssrc, pt, seq, seq * 160).packet(payload, 160)
 
 
-def test_forwards_untouched_through_the_peer_socket() -> None:
+def test_forwards_through_the_peer_socket_payload_untouched() -> None:
     a, b, wire_a, wire_b = pair()
     packet = rtp(payload=bytes(range(160)))
     a.datagram_received(packet, PHONE_A)
-    assert wire_b.sent == [(packet, PHONE_B)]
-    assert wire_a.sent == []
+    [(sent, address)] = wire_b.sent
+    assert address == PHONE_B and wire_a.sent == []
+    # Only sequence, timestamp and SSRC are rewritten (into b's output stream, see test_stream).
+    assert sent[12:] == packet[12:] and sent[0] == packet[0] and sent[1] == packet[1] | 0x80
+    assert parse_rtp(sent).ssrc == b.out_ssrc
     assert (a.counters.packets_in, a.counters.bytes_in) == (1, len(packet))
     assert (b.counters.packets_out, b.counters.bytes_out) == (1, len(packet))
     assert a.latched and a.remote == PHONE_A
@@ -123,8 +126,10 @@ def test_output_switch_suppresses_forwarding() -> None:
     b.output = Output.LOCAL
     a.datagram_received(rtp(), PHONE_A)
     assert wire_b.sent == [] and a.counters.not_forwarded == 1
-    b.send_local(b"x" * 12)
-    assert wire_b.sent == [(b"x" * 12, PHONE_B)]
+    b.send_local(rtp(ssrc=9, payload=b"x" * 160))
+    assert [(parse_rtp(d).payload, address) for d, address in wire_b.sent] == [
+        (b"x" * 160, PHONE_B)
+    ]
 
 
 def test_player_paces_frames_and_skips_when_far_behind() -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from callgate.media import g711
 from callgate.media.relay import MediaLeg, MediaRelay, NoPortAvailable
-from callgate.media.rtp import DtmfReceiver, RtpStream, dtmf_packets
+from callgate.media.rtp import DtmfReceiver, RtpPacket, RtpStream, dtmf_packets, parse_rtp
 from callgate.media.wav import G711Audio, read_wav
 from tests.media.phones import Phone, run_relay_test, until
 
@@ -28,7 +28,15 @@ def frames(audio: bytes, stream: RtpStream) -> list[bytes]:
     return [stream.packet(audio[i : i + 160], 160) for i in range(0, len(audio) - 159, 160)]
 
 
-def test_packets_arrive_unchanged_both_ways() -> None:
+def same_stream_payloads(received: list[RtpPacket], sent: list[bytes]) -> None:
+    """``received`` is one RTP stream (one SSRC, seq +1, ts +160) carrying ``sent``'s payloads."""
+    assert [p.payload for p in received] == [parse_rtp(d).payload for d in sent]
+    assert len({p.ssrc for p in received}) == 1
+    assert all((q.sequence - p.sequence) & 0xFFFF == 1 for p, q in pairwise(received))
+    assert all((q.timestamp - p.timestamp) & 0xFFFFFFFF == 160 for p, q in pairwise(received))
+
+
+def test_packets_arrive_both_ways_as_one_stream_per_phone() -> None:
     async def scenario(relay: MediaRelay) -> None:
         phone_a, phone_b, leg_a, leg_b = await call(relay)
         assert leg_a.local[1] % 2 == 0
@@ -40,8 +48,9 @@ def test_packets_arrive_unchanged_both_ways() -> None:
             phone_b.send(packet, leg_b.local)
         await phone_b.wait_for(len(sent_a))
         await phone_a.wait_for(len(sent_b))
-        assert [d for d, _ in phone_b.received] == sent_a
-        assert [d for d, _ in phone_a.received] == sent_b
+        same_stream_payloads(phone_b.packets(), sent_a)
+        same_stream_payloads(phone_a.packets(), sent_b)
+        assert phone_b.packets()[0].ssrc == leg_b.core.out_ssrc != leg_a.core.out_ssrc
         # Symmetric RTP: each phone hears from the port it sends to.
         assert {src for _, src in phone_b.received} == {leg_b.local}
         assert {src for _, src in phone_a.received} == {leg_a.local}
@@ -101,12 +110,16 @@ def test_hold_plays_music_to_the_held_party_then_resumes() -> None:
         phone_a, phone_b, leg_a, leg_b = await call(relay)
         bridge = leg_a.bridge
         assert bridge is not None
+        talk = RtpStream(1, 0, sequence=60_000, timestamp=9)
+        for _ in range(3):
+            phone_a.send(talk.packet(b"\x22" * 160, 160), leg_a.local)
+        await phone_b.wait_for(3)
         bridge.hold(leg_b, G711Audio.tone(425, seconds=0.2))  # A put B on hold
-        await phone_b.wait_for(15)
-        music = phone_b.packets()[:15]
+        await phone_b.wait_for(18)
+        music = phone_b.packets()[3:18]
         assert music[0].marker and {p.ssrc for p in music} == {music[0].ssrc}
-        assert all((q.sequence - p.sequence) & 0xFFFF == 1 for p, q in itertools.pairwise(music))
-        assert all((q.timestamp - p.timestamp) == 160 for p, q in itertools.pairwise(music))
+        assert all((q.sequence - p.sequence) & 0xFFFF == 1 for p, q in pairwise(music))
+        assert all((q.timestamp - p.timestamp) & 0xFFFFFFFF == 160 for p, q in pairwise(music))
         heard = g711.decode(b"".join(p.payload for p in music))
         assert g711.goertzel_ratio(heard, 425) > 0.8
         # While held, neither side's packets are forwarded.
@@ -117,11 +130,16 @@ def test_hold_plays_music_to_the_held_party_then_resumes() -> None:
         assert phone_a.received == []
 
         bridge.resume(leg_b)
-        count = len(phone_b.received)
-        voice = RtpStream(1, 0, sequence=1, timestamp=160).packet(b"\x11" * 160, 160)
-        phone_a.send(voice, leg_a.local)
-        await until(lambda: any(d == voice for d, _ in phone_b.received[count:]))
+        phone_a.send(talk.packet(b"\x11" * 160, 160), leg_a.local)
+        await until(lambda: phone_b.packets()[-1].payload == b"\x11" * 160)
         assert leg_b.player_task is None
+        # What B heard: one stream throughout, the peer's voice continuing the music's numbering.
+        heard_b = phone_b.packets()
+        assert {p.ssrc for p in heard_b} == {leg_b.core.out_ssrc}
+        assert all((q.sequence - p.sequence) & 0xFFFF == 1 for p, q in pairwise(heard_b))
+        assert [i for i, p in enumerate(heard_b) if p.marker] == [0, 3, len(heard_b) - 1]
+        steps = [(q.timestamp - p.timestamp) & 0xFFFFFFFF for p, q in pairwise(heard_b)]
+        assert all(160 <= step < 2**31 for step in steps)
 
     run_relay_test(scenario)
 
@@ -171,7 +189,7 @@ def test_relay_survives_garbage() -> None:
         packet = RtpStream(1, 0).packet(b"\xff" * 160, 160)
         phone_a.send(packet, leg_a.local)
         await phone_b.wait_for(1)
-        assert phone_b.received[0][0] == packet
+        assert phone_b.received[0][0][12:] == packet[12:]
 
     run_relay_test(scenario)
 

@@ -7,7 +7,9 @@ packet. It reads no clock: the asyncio layer (:mod:`callgate.media.relay`) asks
 :attr:`Player.next_deadline`. Deadlines are ``start + n * ptime`` (no drift); when the loop falls
 more than :attr:`Player.max_burst` frames behind, the timestamps of the missed frames are
 skipped, so the receiver sees a gap rather than a burst (the audio resumes where it was, so an
-announcement loses no words).
+announcement loses no words). The leg that sends the packets rewrites their SSRC, sequence number
+and timestamp into its one output stream (:mod:`callgate.media.leg`), so the phone never sees the
+player's own SSRC.
 """
 
 from __future__ import annotations

@@ -17,12 +17,12 @@ How the SIP engine uses it, per call::
     bridge.record(); ...; wav = bridge.stop_recording().wav("mixed")
     bridge.close(); await a.close(); await b.close()
 
-Switching sources and SSRCs: nothing is rewritten. Forwarded packets keep the phone's SSRC,
-sequence numbers and timestamps; a Player uses its own random SSRC and starts with the marker bit.
-So on hold and on resume the receiving phone sees a new SSRC and re-synchronises (RFC 3550 §8;
-baresip and SIPp handle it). Rewriting would cost a header rewrite on every packet for the rest of
-the call. No transcoding: both legs must have agreed the same codec (the engine offers the first
-leg's codec to the second).
+Switching sources: each phone receives one RTP stream for the whole call — the leg's own SSRC,
+continuous sequence numbers and timestamps — whether the packets come from the peer, from music on
+hold or from a new peer after a transfer (see :mod:`callgate.media.leg`; real phones drop a stream
+whose SSRC changes). Only the 10 header bytes of sequence, timestamp and SSRC are rewritten; no
+transcoding, payloads are never touched: both legs must have agreed the same codec (the engine
+offers the first leg's codec to the second).
 
 Use uvloop (:func:`run` / :func:`new_event_loop`): PEERS.md measured a bare relay at about 5 µs
 of CPU per packet on uvloop against about 20 µs on the default loop.
@@ -167,7 +167,7 @@ class MediaLeg:
             timestamp=random.getrandbits(32),
             loop=loop,
         )
-        self.core.output = Output.LOCAL
+        self.core.set_output(Output.LOCAL)
         self.player_task = PlayerTask(self.relay.loop, self.core, player)
         return self.player_task
 
@@ -175,7 +175,7 @@ class MediaLeg:
         if self.player_task is not None:
             self.player_task.cancel()
             self.player_task = None
-        self.core.output = output
+        self.core.set_output(output)
 
     async def close(self) -> None:
         if self.closed:
@@ -222,7 +222,7 @@ class Bridge:
             holder.stop_playing(Output.SILENT)
 
     def resume(self, held: MediaLeg) -> None:
-        """Forward again in both directions (the phones re-sync on the peer's SSRC)."""
+        """Forward again in both directions (each phone's stream goes on, now from the peer)."""
         held.stop_playing(Output.PEER)
         self.other(held).stop_playing(Output.PEER)
 
@@ -314,8 +314,8 @@ class MediaRelay:
 
     async def open_leg(self, name: str = "") -> MediaLeg:
         port, rtp_sock, rtcp_sock = self._next_pair()
-        core = Leg(name)
         loop = self.loop
+        core = Leg(name, clock=loop.time)
         closed = (loop.create_future(), loop.create_future())
         try:
             rtp, _ = await loop.create_datagram_endpoint(
