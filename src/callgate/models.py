@@ -4,7 +4,7 @@ from callgate.apps.models import Application, Consent
 from callgate.audit.models import AuditEvent
 from callgate.calls.models import CallRecord
 from callgate.common.db import Base
-from callgate.events.models import EventHandler
+from callgate.events.models import EventHandler, WebhookAttempt, WebhookDelivery
 from callgate.fax.models import FaxJob, ReceivedFax
 from callgate.identity.models import Client, Extension, User
 from callgate.oauth.models import AuthFailure, AuthorizationCode, Token
@@ -40,4 +40,6 @@ __all__ = [
     "User",
     "Voicemail",
     "WebSession",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from callgate.events.repository import HandlerOwner
 from callgate.events.schemas import (
+    DeliveryAttemptOut,
     EventHandlerCreate,
     EventHandlerCreated,
     EventHandlerOut,
@@ -24,11 +25,10 @@ from callgate.events.service import EventHandlerService
 from callgate.policy.http import ClientRealm, ExtensionRealmDep, PolicyRoute
 from callgate.policy.operations import Operation, declare
 from callgate.policy.principal import ExtensionRealm
-from callgate.services import Services, get_services
+from callgate.services import ServicesDep
 
 router = APIRouter(route_class=PolicyRoute, tags=["events"])
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 MAX_PER_PAGE = 500
 PageQuery = Annotated[int, Query(ge=1)]
 PerPageQuery = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
@@ -70,6 +70,19 @@ def _update(
         owner, event_id, url=body.url, method=body.method, event_type=body.event_type
     )
     return EventHandlerOut.of(handler)
+
+
+def _attempts(
+    events: EventHandlerService,
+    owner: HandlerOwner,
+    event_id: int,
+    page: int,
+    per_page: int,
+    response: Response,
+) -> list[DeliveryAttemptOut]:
+    result = events.attempts(owner, event_id, page, per_page)
+    response.headers["X-Total-Count"] = str(result.total)
+    return [DeliveryAttemptOut.of(attempt, delivery) for attempt, delivery in result.items]
 
 
 # -- handlers of one extension ---------------------------------------------------------------------
@@ -126,6 +139,23 @@ def delete_event_handler(
     return Response(status_code=204)
 
 
+@router.get(
+    "/extension/{extension_id}/event/{event_id}/deliveries/",
+    openapi_extra=declare(Operation.READ),
+)
+def list_event_deliveries(
+    extension: ExtensionRealmDep,
+    event_id: EventId,
+    services: ServicesDep,
+    response: Response,
+    page: PageQuery = 1,
+    per_page: PerPageQuery = 50,
+) -> list[DeliveryAttemptOut]:
+    """The handler's recent delivery attempts, newest first: time, status code or error,
+    duration and the next retry."""
+    return _attempts(services.events, _of_extension(extension), event_id, page, per_page, response)
+
+
 # -- a client's phone_events -----------------------------------------------------------------------
 
 
@@ -180,3 +210,20 @@ def delete_phone_event(
 ) -> Response:
     services.events.delete(HandlerOwner(client_id), event_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/client/{client_id}/phone_events/{event_id}/deliveries/",
+    openapi_extra=declare(Operation.READ),
+)
+def list_phone_event_deliveries(
+    client_id: ClientRealm,
+    event_id: EventId,
+    services: ServicesDep,
+    response: Response,
+    page: PageQuery = 1,
+    per_page: PerPageQuery = 50,
+) -> list[DeliveryAttemptOut]:
+    """The handler's recent delivery attempts, newest first: time, status code or error,
+    duration and the next retry."""
+    return _attempts(services.events, HandlerOwner(client_id), event_id, page, per_page, response)

@@ -3,11 +3,11 @@
 A handler hangs on one extension, or on a client as its ``phone_events`` (every phone extension
 of the client); a ``HandlerOwner`` names which, and the rules are the same for both.
 
-Each handler gets a signing secret on creation, returned once to the creator; delivery signs
-every request with it. Destinations on loopback and private networks are refused unless the
-operator allows them (``CALLGATE_WEBHOOK_ALLOW_PRIVATE``). Only literal addresses and
-``localhost`` can be judged here: a host name's addresses can change after creation, so delivery
-must check the address it actually connects to as well.
+Each handler gets a signing secret on creation, returned once to the creator; delivery
+(``delivery.py``, docs/webhooks.md) signs every request with it. Destinations on loopback and
+private networks are refused unless the operator allows them (``CALLGATE_WEBHOOK_ALLOW_PRIVATE``).
+Only literal addresses and ``localhost`` can be judged here: a host name's addresses can change
+after creation, so delivery checks the address it actually connects to as well.
 """
 
 from __future__ import annotations
@@ -21,8 +21,14 @@ from callgate.common.db import Database
 from callgate.common.errors import Conflict, InvalidInput, NotFound
 from callgate.common.security import new_secret
 from callgate.config import Settings
-from callgate.events.models import EventHandler, EventType
-from callgate.events.repository import EventHandlerRepository, HandlerOwner
+from callgate.events.models import (
+    EventHandler,
+    EventType,
+    HandlerStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from callgate.events.repository import AttemptRepository, EventHandlerRepository, HandlerOwner
 
 METHODS = ("GET", "POST")
 MAX_URL_LENGTH = 2000
@@ -69,6 +75,14 @@ class HandlerPage:
     total: int
     page: int
     per_page: int
+
+
+@dataclass(frozen=True)
+class AttemptPage:
+    """A page of a handler's delivery log: attempts with their deliveries, newest first."""
+
+    items: Sequence[tuple[WebhookAttempt, WebhookDelivery]]
+    total: int
 
 
 @dataclass(frozen=True)
@@ -171,8 +185,22 @@ class EventHandlerService:
             if same is not None and same.id != handler.id:
                 raise Conflict(f"{owner} already has a {new_type} handler for this url.")
             handler.url, handler.method, handler.event_type = new_url, new_method, new_type
+            # A handler disabled by a 410 answer is active again once its owner changes it.
+            handler.status = HandlerStatus.ACTIVE
             session.flush()
             return handler
+
+    def attempts(
+        self, owner: HandlerOwner, handler_id: int, page: int, per_page: int
+    ) -> AttemptPage:
+        """The handler's recent delivery attempts (docs/webhooks.md), newest first."""
+        with self.database.read() as session:
+            if EventHandlerRepository(session).get(owner, handler_id) is None:
+                raise NotFound(f"{owner} has no event handler {handler_id}.")
+            repo = AttemptRepository(session)
+            items = repo.of(handler_id, (page - 1) * per_page, per_page)
+            total = repo.count(handler_id)
+        return AttemptPage(items, total)
 
     def delete(self, owner: HandlerOwner, handler_id: int) -> None:
         with self.database.write() as session:
