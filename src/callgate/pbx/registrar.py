@@ -40,8 +40,10 @@ Addr = tuple[str, int]
 # User-Agent prefixes (lower case) that get an MD5 challenge only. libre, under baresip 1.0, walks
 # every WWW-Authenticate and fails the whole registration with ENOSYS ("Function not implemented")
 # on the first algorithm other than MD5, wherever it is in the list: it cannot skip the SHA-256
-# challenge RFC 7616 asks us to offer. Verification accepts both algorithms from anyone.
-MD5_ONLY_AGENTS: tuple[str, ...] = ("baresip",)
+# challenge RFC 7616 asks us to offer. SIPp 3.6 answers the first WWW-Authenticate only and aborts
+# ("authentication must use MD5 or AKAv1-MD5") when it is SHA-256; its scenarios here send
+# "User-Agent: SIPp". Verification accepts both algorithms from anyone.
+MD5_ONLY_AGENTS: tuple[str, ...] = ("baresip", "sipp")
 
 
 @dataclass(frozen=True)

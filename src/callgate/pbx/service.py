@@ -5,12 +5,14 @@
 * REGISTER → the :class:`~callgate.pbx.registrar.Registrar` (account looked up in a worker
   thread), one log line per registration attempt that is not a plain challenge;
 * OPTIONS → 200 with Allow/Accept/Supported (health checks, Kamailio's dispatcher probes);
-* INVITE → 480 until the B2BUA exists; CANCEL → 200 + 487 on its INVITE, or 481; BYE → 481;
+* INVITE, BYE, CANCEL of a call, and REFER/NOTIFY/INFO inside one → the
+  :class:`~callgate.pbx.b2bua.CallEngine` (without an engine: INVITE 480, BYE 481);
+  a CANCEL that matches no call → 200 + 487 on its INVITE, or 481;
 * other methods of RFC 3261 and its extensions → 405 with Allow; unknown methods → 501;
   a ``Require`` we do not support → 420 with Unsupported.
 
-The B2BUA will replace the INVITE branch and use ``registrar.bindings`` to find phones.
-:func:`start_pbx` builds everything from the settings and the database; ``callgate serve`` (one
+:func:`start_pbx` builds everything from the settings and the database (endpoint, registrar,
+media relay, call engine, trunks when configured, call control); ``callgate serve`` (one
 process) and ``callgate sip`` (a process of its own) call it.
 """
 
@@ -22,26 +24,36 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from callgate.calls.live import CallControl, EventSink, ListSink
+from callgate.calls.service import CallHistoryService
 from callgate.common.db import Database
+from callgate.common.storage import FileStore
 from callgate.config import Settings
+from callgate.media.relay import MediaRelay
+from callgate.pbx.b2bua import ALLOW, CallEngine
+from callgate.pbx.control import LocalCallControl
 from callgate.pbx.endpoint import Incoming, SipEndpoint
 from callgate.pbx.registrar import Bindings, Registrar, Result, credentials_user
 from callgate.pbx.repository import DatabaseDirectory, Directory
+from callgate.pbx.routing import Router
+from callgate.pbx.trunks import TrunkService
+from callgate.recordings.service import RecordingService
 from callgate.sip.digest import DigestServer
 from callgate.sip.message import Response
 from callgate.sip.parser import make_response, split_list
 
 log = logging.getLogger("callgate.sip")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
+__all__ = ["ALLOW", "PbxService", "RunningPbx", "start_pbx"]
 ACCEPT = "application/sdp"
 KNOWN_METHODS = frozenset(
     ["SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "INFO", "UPDATE", "PRACK", "REFER"]
-)  # answered 405; anything else unknown is 501
+)  # answered 405 outside a call; anything else unknown is 501
+IN_DIALOG = frozenset(["REFER", "NOTIFY", "INFO"])  # handled inside a call
 SUPPORTED: frozenset[str] = frozenset()  # option tags we implement (none yet)
-# Until the B2BUA exists an INVITE is refused with a reason a phone's screen can show.
+# Without a call engine (unit tests of the registrar) an INVITE is refused with this reason.
 INVITE_REASON = "Temporarily Unavailable (calls not implemented yet)"
 
 
@@ -65,6 +77,7 @@ class PbxService:
         self.lookup_in_thread = lookup_in_thread
         # set once the endpoint exists (it needs us as its handler): CANCEL answers an INVITE
         self.endpoint: SipEndpoint | None = None
+        self.engine: CallEngine | None = None
 
     async def __call__(self, incoming: Incoming) -> Response | None:
         request = incoming.request
@@ -87,12 +100,20 @@ class PbxService:
             response.headers.add("Accept", ACCEPT)
             response.headers.add("Accept-Language", "en")
             return response
+        engine = self.engine
         if method == "INVITE":
-            return make_response(request, 480, INVITE_REASON)
+            if engine is None:
+                return make_response(request, 480, INVITE_REASON)
+            return await engine.handle_invite(incoming)
         if method == "CANCEL":
-            return self._cancel(incoming)
+            answered = engine.handle_cancel(incoming) if engine is not None else None
+            return answered or self._cancel(incoming)
         if method == "BYE":
-            return make_response(request, 481)
+            if engine is None:
+                return make_response(request, 481)
+            return engine.handle_bye(incoming)
+        if method in IN_DIALOG and engine is not None and request.to.tag is not None:
+            return engine.handle_in_dialog(incoming)
         status = 405 if method in KNOWN_METHODS else 501
         response = make_response(request, status)
         if status == 405:
@@ -149,9 +170,26 @@ class RunningPbx:
     endpoint: SipEndpoint
     service: PbxService
     address: tuple[str, int]
+    engine: CallEngine | None = None
+    control: CallControl | None = None
+    events: EventSink = field(default_factory=ListSink)
+    relay: MediaRelay | None = None
+    trunks: TrunkService | None = None
 
     async def stop(self) -> None:
-        await self.endpoint.stop()
+        """Hang up every call (BYE/CANCEL), then close media, trunks and the endpoint."""
+        try:
+            if self.engine is not None:
+                await self.engine.stop()
+            if self.trunks is not None:
+                try:
+                    await self.trunks.stop()
+                except Exception:
+                    log.exception("trunk registrations not stopped cleanly")
+            if self.relay is not None:
+                await self.relay.close()
+        finally:
+            await self.endpoint.stop()
 
 
 async def start_pbx(
@@ -161,8 +199,10 @@ async def start_pbx(
     host: str | None = None,
     port: int | None = None,
     clock: Callable[[], float] = time.time,
+    events: EventSink | None = None,
 ) -> RunningPbx:
-    """Build the registrar and the endpoint and listen (``host``/``port`` default to settings)."""
+    """Build the registrar, the call engine and the endpoint and listen (``host``/``port``
+    default to settings); call events go to ``events`` (default: a :class:`ListSink`)."""
     digest = DigestServer(
         digest_key(settings.secret_key),
         settings.sip_realm,
@@ -175,12 +215,37 @@ async def start_pbx(
         max_expires=settings.sip_max_expires,
         default_expires=settings.sip_default_expires,
     )
-    service = PbxService(registrar, DatabaseDirectory(database), clock=clock)
+    directory = DatabaseDirectory(database)
+    service = PbxService(registrar, directory, clock=clock)
     endpoint = SipEndpoint(service, clock=clock)
     service.endpoint = endpoint
+    sink: EventSink = events if events is not None else ListSink()
+    trunks = TrunkService(database, settings)
+    relay = MediaRelay(settings.media_host, settings.rtp_port_min, settings.rtp_port_max)
+    engine = CallEngine(
+        endpoint,
+        relay,
+        Router(database, trunks, ring_seconds=settings.ring_seconds),
+        digest,
+        registrar.bindings,
+        directory,
+        sink,
+        history=CallHistoryService(database),
+        recordings=RecordingService(database, FileStore(settings.data_dir)),
+        moh_tone_hz=settings.moh_tone_hz,
+        ring_seconds=settings.ring_seconds,
+        clock=clock,
+    )
+    service.engine = engine
     address = await endpoint.start(
         host if host is not None else settings.sip_host,
         port if port is not None else settings.sip_port,
     )
+    control = LocalCallControl(engine)
+    running = RunningPbx(endpoint, service, address, engine, control, sink, relay, trunks)
+    try:
+        await trunks.start(endpoint)
+    except Exception:  # calls work without registrations to providers
+        log.exception("trunk registrations not started")
     log.info("SIP on udp and tcp %s:%d, realm %s", address[0], address[1], settings.sip_realm)
-    return RunningPbx(endpoint, service, address)
+    return running
