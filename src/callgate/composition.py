@@ -25,6 +25,7 @@ from callgate.common.errors import DomainError
 from callgate.config import Settings
 from callgate.health import http as health_http
 from callgate.oauth import http as oauth_http
+from callgate.pbx.channel import RemoteCallControl
 from callgate.services import Services
 from callgate.web import http as web_http
 from callgate.web.headers import SecurityHeadersMiddleware
@@ -109,5 +110,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 def app_from_environment() -> FastAPI:
-    """The factory ``callgate serve`` hands uvicorn: each worker process builds its own app."""
-    return create_app(Settings())
+    """The factory ``callgate serve`` hands uvicorn: each worker process builds its own app.
+
+    A worker never runs the PBX (only one process may bind the SIP port): it reaches the call
+    engine over the control channel.
+    """
+    settings = Settings()
+    services = build_services(settings)
+    services.call_control = RemoteCallControl(settings)
+    return create_app(settings, services)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Annotated, cast
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from callgate.apps.service import ApplicationService
+from callgate.calls.live import CallControl
 from callgate.calls.service import CallHistoryService
 from callgate.common.db import Database
 from callgate.common.security import Passwords
@@ -46,6 +47,9 @@ class Services:
     fax: FaxService
     phones: PhoneService
     routing: RoutingService
+    # The call engine: in this process (one HTTP worker), over the control channel (several
+    # workers, or ``callgate sip`` elsewhere), or None when there is no PBX to reach.
+    call_control: CallControl | None = None
 
     @classmethod
     def build(cls, settings: Settings, database: Database) -> Services:
@@ -77,3 +81,12 @@ class Services:
 
 def get_services(request: Request) -> Services:
     return cast(Services, request.app.state.services)
+
+
+async def services_dependency(request: Request) -> Services:
+    """``get_services`` as a route dependency. ``async`` on purpose: FastAPI runs a plain-function
+    dependency in the thread pool, a hop per request for a lookup that cannot block."""
+    return get_services(request)
+
+
+ServicesDep = Annotated[Services, Depends(services_dependency)]

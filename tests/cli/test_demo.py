@@ -8,6 +8,8 @@ from sqlalchemy import func, select
 from callgate.common.security import verify_password
 from callgate.identity.models import Client, Extension, User
 from callgate.identity.repository import IdentityRepository
+from callgate.phones.repository import PhoneRepository
+from callgate.phones.service import digest_ha1
 from callgate.services import Services
 from tests.cli.conftest import CallgateRunner
 
@@ -18,6 +20,13 @@ def _counts(services: Services) -> tuple[int, int, int]:
             int(session.scalar(select(func.count()).select_from(model)) or 0)
             for model in (Client, Extension, User)
         )
+
+
+def _ha1_matches(services: Services, extension_id: int, user: str, password: str) -> bool:
+    with services.database.read() as session:
+        row = PhoneRepository(session).settings(extension_id)
+    realm = services.settings.sip_realm
+    return row is not None and row.ha1_md5 == digest_ha1(user, realm, password, "MD5")
 
 
 def test_demo_creates_the_data_set_once(callgate: CallgateRunner, services: Services) -> None:
@@ -32,6 +41,16 @@ def test_demo_creates_the_data_set_once(callgate: CallgateRunner, services: Serv
     assert [e["name"] for e in data["extensions"]] == ["101", "102"]
     assert {e["type"] for e in data["extensions"]} == {"phone"}
     assert [a["user"] for a in data["sip_accounts"]] == ["00012*101", "00012*102"]
+    assert data["sip"] == "udp+tcp 127.0.0.1:5060"
+    sip_passwords = [a["password"] for a in data["sip_accounts"]]
+    assert all(len(p) >= 12 for p in sip_passwords) and len(set(sip_passwords)) == 2
+    assert data["sip_accounts"][0]["baresip_account"] == (
+        f"<sip:00012*101@127.0.0.1:5060>;auth_pass={sip_passwords[0]};answermode=auto;"
+        "regint=300;audio_codecs=pcmu"
+    )
+    for ext in data["extensions"]:
+        assert services.phones.get_phone(ext["id"]).password_set
+    assert _ha1_matches(services, data["extensions"][1]["id"], "00012*102", sip_passwords[1])
     assert data["user"]["login"] == "demo"
     assert data["user"]["client_id"] == data["client"]["id"]
     with services.database.read() as session:
@@ -48,6 +67,11 @@ def test_demo_creates_the_data_set_once(callgate: CallgateRunner, services: Serv
     again = second.json()
     assert again["admin"]["created"] is False
     assert again["admin"]["password"] is None  # never printed twice
+    assert [(a["password"], a["baresip_account"]) for a in again["sip_accounts"]] == [
+        (None, None),
+        (None, None),
+    ]
+    assert _ha1_matches(services, data["extensions"][1]["id"], "00012*102", sip_passwords[1])
     assert again["client"]["id"] == data["client"]["id"]
     assert [e["id"] for e in again["extensions"]] == [e["id"] for e in data["extensions"]]
     assert _counts(services) == (1, 2, 2)
@@ -57,6 +81,7 @@ def test_demo_creates_the_data_set_once(callgate: CallgateRunner, services: Serv
     assert "admin login:     admin" in human.out
     assert "00012*101" in human.out
     assert admin_password not in human.out
+    assert sip_passwords[0] not in human.out
 
 
 def test_demo_completes_a_partial_data_set_with_given_passwords(
@@ -66,6 +91,9 @@ def test_demo_completes_a_partial_data_set_with_given_passwords(
     services.identity.create_extension(client.id, "101")
     monkeypatch.setenv("CALLGATE_DEMO_ADMIN_PASSWORD", "admin-password-1")
     monkeypatch.setenv("CALLGATE_DEMO_USER_PASSWORD", "user-password-1")
+    monkeypatch.setenv("CALLGATE_DEMO_SIP_PASSWORD", "sip-password-1")
+    monkeypatch.setenv("CALLGATE_SIP_HOST", "0.0.0.0")  # noqa: S104 - never bound here
+    monkeypatch.setenv("CALLGATE_SIP_PORT", "5070")
 
     run = callgate("demo", "--json")
 
@@ -75,6 +103,10 @@ def test_demo_completes_a_partial_data_set_with_given_passwords(
     assert [e["created"] for e in data["extensions"]] == [False, True]
     assert data["admin"]["password"] == "admin-password-1"
     assert data["user"]["password"] == "user-password-1"
+    assert [a["password"] for a in data["sip_accounts"]] == ["sip-password-1"] * 2
+    # a wildcard listen address is not where a phone registers
+    assert data["sip_accounts"][1]["baresip_account"].startswith("<sip:00012*102@127.0.0.1:5070>;")
+    assert _ha1_matches(services, data["extensions"][0]["id"], "00012*101", "sip-password-1")
     assert _counts(services) == (1, 2, 2)
 
 

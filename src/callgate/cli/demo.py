@@ -1,9 +1,11 @@
 """``callgate demo``: an idempotent demo data set for a first look (development mode only).
 
 It creates what is missing of: the admin ``admin``, the client ``Demo`` with prefix ``00012``, its
-phone extensions 101 and 102, and the client user ``demo``. A password is printed only when its
-user is created (it is stored as an argon2 hash and cannot be shown again); a fixed one can be
-given with ``CALLGATE_DEMO_ADMIN_PASSWORD`` / ``CALLGATE_DEMO_USER_PASSWORD``.
+phone extensions 101 and 102 with SIP passwords, and the client user ``demo``. A password is
+printed only when it is set (it is stored as an argon2 hash, or as digest HA1 values for SIP, and
+cannot be shown again); fixed ones can be given with ``CALLGATE_DEMO_ADMIN_PASSWORD`` /
+``CALLGATE_DEMO_USER_PASSWORD`` / ``CALLGATE_DEMO_SIP_PASSWORD``. With each new SIP password
+comes a ready-to-use baresip ``accounts`` line for the PBX at ``CALLGATE_SIP_HOST:SIP_PORT``.
 """
 
 from __future__ import annotations
@@ -35,10 +37,45 @@ class DemoSettings(BaseSettings):
 
     admin_password: str | None = None
     user_password: str | None = None
+    sip_password: str | None = None  # both demo phones get it
 
 
 def _new_password() -> str:
     return secrets.token_urlsafe(12)
+
+
+def baresip_account(user: str, password: str, host: str, port: int) -> str:
+    """A line of baresip's ``accounts`` file: register to the PBX, answer calls at once."""
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    return (
+        f"<sip:{user}@{shown_host}:{port}>;auth_pass={password};answermode=auto;regint=300;"
+        "audio_codecs=pcmu"
+    )
+
+
+def _sip_account(
+    services: Services, extension: Extension, client: Client, given: str | None
+) -> dict[str, Any]:
+    """Give a demo phone a SIP password unless it has one (the old one is never shown)."""
+    user = extension_view(extension, client)["sip_user"]
+    password: str | None = None
+    if not services.phones.get_phone(extension.id).password_set:
+        password = given or _new_password()
+        services.phones.update_phone(extension.id, password=password)
+    settings = services.settings
+    return {
+        "user": user,
+        "extension": extension.name,
+        "password": password,
+        "created": password is not None,
+        "baresip_account": (
+            baresip_account(user, password, settings.sip_host, settings.sip_port)
+            if password is not None
+            else None
+        ),
+    }
 
 
 def _existing(services: Services) -> tuple[User | None, Client | None, User | None]:
@@ -102,11 +139,10 @@ def demo(args: argparse.Namespace, ctx: Context) -> Outcome:
             {**extension_view(ext, client), "created": created} for ext, created in extensions
         ],
         "user": {**user_view(user), "password": user_password, "created": user_created},
-        # SIP passwords arrive with the SIP registrar; the user names are already fixed.
         "sip_accounts": [
-            {"user": extension_view(ext, client)["sip_user"], "password": None}
-            for ext, _ in extensions
+            _sip_account(services, ext, client, given.sip_password) for ext, _ in extensions
         ],
+        "sip": f"udp+tcp {settings.sip_host}:{settings.sip_port}",
         "login_url": login_url,
     }
     return Outcome(data, _lines(data))
@@ -114,7 +150,7 @@ def demo(args: argparse.Namespace, ctx: Context) -> Outcome:
 
 def _password_text(password: str | None) -> str:
     if password is None:
-        return "(unchanged; it was printed when the user was created)"
+        return "(unchanged; it was printed when it was set)"
     return password
 
 
@@ -133,7 +169,12 @@ def _lines(data: dict[str, Any]) -> list[str]:
         f"  user password:   {_password_text(user['password'])}",
     ]
     for account in data["sip_accounts"]:
-        lines.append(f"  SIP account:     {account['user']} (password: comes with SIP)")
+        lines.append(f"  SIP account:     {account['user']}")
+        lines.append(f"  SIP password:    {_password_text(account['password'])}")
+    accounts = [a["baresip_account"] for a in data["sip_accounts"] if a["baresip_account"]]
+    if accounts:
+        lines.append(f"baresip accounts lines (SIP at {data['sip']}), one per phone's folder:")
+        lines += [f"  {line}" for line in accounts]
     lines.append(f"Log in at {data['login_url']}")
     return lines
 

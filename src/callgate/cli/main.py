@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from callgate.cli import apps, database, demo, identity, serve
+from callgate.cli import apps, database, demo, identity, serve, sip, webhooks
 from callgate.cli.context import Context, print_outcome
 from callgate.common.errors import DomainError, InvalidInput
 
@@ -41,9 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     database.add_parsers(commands, common)
     serve.add_parsers(commands, common)
+    sip.add_parsers(commands, common)
     demo.add_parsers(commands, common)
     identity.add_parsers(commands, common)
     apps.add_parsers(commands, common)
+    webhooks.add_parsers(commands, common)
     return parser
 
 
