@@ -93,6 +93,24 @@ class Settings(BaseSettings):
     moh_tone_hz: int = Field(425, ge=0, le=3400)
 
     webhook_allow_private: bool = False
+    # Delivery of call events to event handlers (docs/webhooks.md). Timeouts in seconds: to
+    # connect, and for the whole request (connect, send, answer, body).
+    webhook_connect_timeout: float = Field(3.0, gt=0, le=60)
+    webhook_timeout: float = Field(10.0, gt=0, le=120)
+    # Retries: the first after about webhook_retry_base seconds, doubling, at most
+    # webhook_retry_cap apart; an event older than webhook_max_age seconds is given up.
+    webhook_retry_base: float = Field(5.0, gt=0, le=3600)
+    webhook_retry_cap: float = Field(3600.0, gt=0, le=86400)
+    webhook_max_age: int = Field(86400, ge=1, le=7 * 86400)
+    # Requests in flight at once (one delivery worker per deployment).
+    webhook_concurrency: int = Field(64, ge=1, le=1000)
+    # How often the worker looks for events written by other processes.
+    webhook_poll_interval: float = Field(1.0, gt=0, le=60)
+    # Finished deliveries and their attempts are kept this many seconds.
+    webhook_retention: int = Field(7 * 86400, ge=60)
+    # Events waiting in memory for the outbox; beyond this (a database down for long) new events
+    # are dropped with an error in the log rather than exhausting memory.
+    webhook_queue_max: int = Field(100_000, ge=100)
 
     # Uploads: sounds (WAV) and outgoing fax documents (PDF/TIFF); see docs/configuration.md.
     sound_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -22,13 +22,12 @@ from callgate.apps.models import ACCESS_LEVEL_LABELS, AccessLevel, Application, 
 from callgate.apps.service import RegisteredApp
 from callgate.common.errors import InvalidInput, NotFound, PermissionRefused
 from callgate.identity.models import User
-from callgate.services import Services, get_services
+from callgate.services import Services, ServicesDep
 from callgate.web.pages import LoggedIn, PageSession, check_csrf, render
 from callgate.web.sessions import BrowserSession
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 TYPE_LABELS: dict[str, str] = {
     AppType.PUBLIC: "Public",

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from callgate.calls.live import CallAction, CallbackRequest, CallControl, LiveCall
@@ -34,7 +34,7 @@ from callgate.identity.models import ExtensionType, Status
 from callgate.policy.http import ClientRealm, ExtensionRealmDep, PolicyRoute
 from callgate.policy.operations import Operation, declare
 from callgate.policy.principal import ExtensionRealm
-from callgate.services import Services, get_services
+from callgate.services import Services, ServicesDep
 
 T = TypeVar("T")
 
@@ -56,14 +56,6 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     }
 }
 CallApiId = Annotated[str, Path(min_length=1, max_length=36, description="The call's call_api_id.")]
-
-
-async def _services(request: Request) -> Services:
-    # async: a plain function dependency would cost every request a thread-pool hop.
-    return get_services(request)
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def _control(services: Services) -> CallControl:

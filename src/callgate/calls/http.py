@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from callgate.calls.repository import CallFilter
 from callgate.calls.schemas import (
@@ -25,11 +25,10 @@ from callgate.calls.schemas import (
 from callgate.calls.service import CallHistoryService
 from callgate.policy.http import ClientRealm, ExtensionRealmDep, PolicyRoute
 from callgate.policy.operations import Operation, declare
-from callgate.services import Services, get_services
+from callgate.services import ServicesDep
 
 router = APIRouter(route_class=PolicyRoute, tags=["call history"])
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 FlowQuery = Annotated[FlowName | None, Query(description="Only calls of this flow.")]
 CallUuid = Annotated[str, Path(max_length=64, description="The call's call_uuid.")]
 

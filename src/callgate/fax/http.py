@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
@@ -28,11 +28,10 @@ from callgate.fax.schemas import FaxJobOut, ReceivedFaxOut
 from callgate.fax.service import MAGIC_SIZE, PDF, document_problem
 from callgate.policy.http import ExtensionRealmDep, PolicyRoute
 from callgate.policy.operations import Operation, declare
-from callgate.services import Services, get_services
+from callgate.services import ServicesDep
 
 router = APIRouter(route_class=PolicyRoute, tags=["fax"])
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 FaxUuid = Annotated[str, Path(max_length=64, description="The received fax's uuid.")]
 
 _SEND_BODY = multipart_request_body(

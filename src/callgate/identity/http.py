@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from callgate.api.schemas import MAX_PER_PAGE
 from callgate.identity.schemas import (
@@ -33,11 +33,10 @@ from callgate.identity.service import KEEP, Actor
 from callgate.policy.http import ClientRealm, CurrentPrincipal, ExtensionRealmDep, PolicyRoute
 from callgate.policy.operations import Operation, declare
 from callgate.policy.principal import Principal
-from callgate.services import Services, get_services
+from callgate.services import ServicesDep
 
 router = APIRouter(route_class=PolicyRoute, tags=["identity"])
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 PageDep = Annotated[int, Query(ge=1)]
 PerPageDep = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -10,10 +10,10 @@ answers with pages or redirects.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -26,13 +26,12 @@ from callgate.oauth.server import (
     HttpRequest,
     HttpResponse,
 )
-from callgate.services import Services, get_services
+from callgate.services import Services, ServicesDep, get_services
 from callgate.web.pages import LoggedIn, PageSession, check_csrf, render
 from callgate.web.sessions import BrowserSession
 
 router = APIRouter(include_in_schema=False)
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 DECISIONS = {"allow": True, "deny": False}
 
@@ -163,8 +162,8 @@ async def authorize_decision(
     return _present(request, services, page_session, outcome, after_post=True)
 
 
-# The endpoints below take the services from the request, not through ``ServicesDep``: FastAPI
-# runs a plain-function dependency in the thread pool, one more hop per token request.
+# The endpoints below take the services from the request, not through ``ServicesDep``: on the
+# token path even resolving an (async) dependency is work that buys nothing.
 
 
 @router.post("/oauth/token")

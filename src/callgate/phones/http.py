@@ -3,19 +3,15 @@ answer 404) and ``/extension/{extension_id}/incom_rule/``. Both writes are confi
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from callgate.identity.service import KEEP
 from callgate.phones.schemas import IncomingRuleOut, IncomingRuleUpdate, PhoneOut, PhoneUpdate
 from callgate.policy.http import ExtensionRealmDep, PolicyRoute
 from callgate.policy.operations import Operation, declare
-from callgate.services import Services, get_services
+from callgate.services import ServicesDep
 
 router = APIRouter(route_class=PolicyRoute, tags=["phones"])
-
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 @router.get("/extension/{extension_id}/phone/", openapi_extra=declare(Operation.READ))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from callgate.api.schemas import MAX_PER_PAGE
 from callgate.identity.schemas import MAX_ID
@@ -22,11 +22,10 @@ from callgate.routing.schemas import (
     TrunkUpdate,
 )
 from callgate.routing.service import TrunkSpec
-from callgate.services import Services, get_services
+from callgate.services import ServicesDep
 
 router = APIRouter(route_class=PolicyRoute, tags=["routing"])
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 PageDep = Annotated[int, Query(ge=1)]
 PerPageDep = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
 DidId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
@@ -24,13 +24,12 @@ from callgate.api.schemas import MAX_PER_PAGE
 from callgate.common.errors import InvalidInput
 from callgate.policy.http import ClientRealm, PolicyRoute
 from callgate.policy.operations import Operation, declare
-from callgate.services import Services, get_services
+from callgate.services import ServicesDep
 from callgate.sounds.schemas import SoundOut
 from callgate.sounds.wav import looks_like_wav
 
 router = APIRouter(route_class=PolicyRoute, tags=["sounds"])
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 _UPLOAD_BODY = multipart_request_body(
     {

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from callgate.common.errors import TooManyAttempts
-from callgate.services import Services, get_services
+from callgate.services import ServicesDep
 from callgate.web.pages import PageSession, check_csrf, render, safe_next, set_session_cookie
 from callgate.web.sessions import COOKIE_NAME
 
 router = APIRouter(include_in_schema=False)
-
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def client_address(request: Request) -> str:

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from callgate.identity.models import User
-from callgate.services import Services, get_services
+from callgate.services import Services, ServicesDep
 from callgate.web.sessions import COOKIE_NAME, BrowserSession
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -50,9 +50,7 @@ def login_url(next_path: str) -> str:
     return "/login?next=" + quote(next_path, safe="")
 
 
-def browser_session(
-    request: Request, services: Annotated[Services, Depends(get_services)]
-) -> BrowserSession:
+def browser_session(request: Request, services: ServicesDep) -> BrowserSession:
     """The visitor's session; a new anonymous one is started (and set as cookie) if needed."""
     existing = services.sessions.load(request.cookies.get(COOKIE_NAME))
     if existing is not None:
