@@ -171,7 +171,7 @@ class SipEndpoint:
         return key
 
     def send_stateless(
-        self, message: Request | Response, destination: Addr, transport: str = "udp"
+        self, message: Request | Response | bytes, destination: Addr, transport: str = "udp"
     ) -> None:
         """Send outside any transaction (the ACK for a 2xx, RFC 3261 §13.2.2.4)."""
         try:

@@ -79,6 +79,7 @@ class SipLeg:
     sdp_version: int = 0
     answer_sdp: bytes = b""
     acked: bool = False
+    ack: bytes | None = None  # the ACK sent for the 2xx: re-sent unchanged for retransmissions
     holding: bool = False  # this leg's phone put the other party on hold
     detached: bool = False  # left the call (transfer) or ended: its BYE does not end the call
     gone: bool = False  # BYE sent or received

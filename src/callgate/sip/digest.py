@@ -127,6 +127,10 @@ class DigestServer:
         # nonces issued at or before this time that are no longer tracked are treated as stale,
         # so evicting an entry never re-opens its nonce to replay
         self._evicted_before = float("-inf")
+        # expired entries are swept at most once a second (or whenever the table is full): an
+        # expired nonce is answered "stale" before its entry is looked at, so a late sweep only
+        # keeps memory a little longer
+        self._next_purge = float("-inf")
 
     # ------------------------------------------------------------------ nonces
 
@@ -237,7 +241,9 @@ class DigestServer:
             if issued <= self._evicted_before:
                 # maybe a nonce whose entry was evicted: make the client fetch a fresh one
                 return Outcome.STALE
-            self._purge(now)
+            if now >= self._next_purge or len(self._seen) >= self.max_tracked:
+                self._purge(now)
+                self._next_purge = now + 1.0
             while len(self._seen) >= self.max_tracked:
                 _, (_, old_expiry) = self._seen.popitem(last=False)
                 self._evicted_before = max(self._evicted_before, old_expiry - self.nonce_lifetime)

@@ -17,8 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from callgate.sip.uri import AbsoluteUri, Params, SipUri, Uri, UriError, parse_uri
+
+_T = TypeVar("_T")
 
 
 class HeaderError(ValueError):
@@ -143,16 +146,34 @@ _TOKEN_RE = re.compile(rf"[{TOKEN_CHARS}]+")
 _LWS = " \t"
 
 
+# Any spelling seen so far (exact, then lower-cased) → the canonical name; compact forms included.
+_LOOKUP: dict[str, str] = {**_CANONICAL, **COMPACT_FORMS, **{name: name for name in _KNOWN}}
+_LOOKUP.update({key.upper(): value for key, value in COMPACT_FORMS.items()})
+_KEY_OF: dict[str, str] = {name: name.lower() for name in _LOOKUP.values()}
+
+
 def canonical_name(name: str) -> str:
     """The long, conventionally spelled name of a header (compact forms expanded)."""
-    lowered = name.lower()
-    if lowered in COMPACT_FORMS:
-        return COMPACT_FORMS[lowered]
-    return _CANONICAL.get(lowered, name)
+    found = _LOOKUP.get(name)
+    if found is not None:
+        return found
+    return _LOOKUP.get(name.lower(), name)
+
+
+def _key(name: str) -> str:
+    """The lower-cased canonical name: what :class:`Headers` compares."""
+    found = _LOOKUP.get(name)
+    if found is not None:
+        return _KEY_OF[found]
+    return canonical_name(name).lower()
 
 
 def is_token(text: str) -> bool:
     return bool(_TOKEN_RE.fullmatch(text))
+
+
+# Header names every peer sends (all tokens): the parser need not match them against the grammar.
+KNOWN_NAMES = frozenset(name for name in _LOOKUP if is_token(name))
 
 
 class Headers:
@@ -162,10 +183,12 @@ class Headers:
     comma-separated list headers (``Via: a, b`` gives two values).
     """
 
-    __slots__ = ("_items",)
+    # ``_keys[i]`` is the lower-cased name of ``_items[i]``: look-ups compare it without lowering
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = []
+        self._keys: list[str] = []
         for name, value in items:
             self.add(name, value)
 
@@ -173,56 +196,90 @@ class Headers:
         """Append a header line (after any lines of the same name)."""
         if "\r" in value or "\n" in value:
             raise HeaderError("header values cannot contain CR or LF")
-        self._items.append((canonical_name(name), value))
+        canonical = canonical_name(name)
+        self._items.append((canonical, value))
+        self._keys.append(canonical.lower())
 
     def add_first(self, name: str, value: str) -> None:
         """Insert a header line before all others of its name (a new top Via, a Route)."""
         canonical = canonical_name(name)
         lowered = canonical.lower()
-        for i, (key, _) in enumerate(self._items):
-            if key.lower() == lowered:
-                self._items.insert(i, (canonical, value))
-                return
-        self._items.append((canonical, value))
+        try:
+            i = self._keys.index(lowered)
+        except ValueError:
+            i = len(self._keys)
+        self._items.insert(i, (canonical, value))
+        self._keys.insert(i, lowered)
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` with one line, kept at the first line's position."""
         canonical = canonical_name(name)
         lowered = canonical.lower()
-        for i, (key, _) in enumerate(self._items):
-            if key.lower() == lowered:
-                self._items[i] = (canonical, value)
-                self._items = [
-                    item
-                    for j, item in enumerate(self._items)
-                    if j <= i or item[0].lower() != lowered
-                ]
-                return
-        self._items.append((canonical, value))
+        keys = self._keys
+        try:
+            i = keys.index(lowered)
+        except ValueError:
+            self._items.append((canonical, value))
+            keys.append(lowered)
+            return
+        items = self._items
+        items[i] = (canonical, value)
+        keep = [j for j in range(len(keys)) if j <= i or keys[j] != lowered]
+        self._items = [items[j] for j in keep]
+        self._keys = [keys[j] for j in keep]
 
     def remove(self, name: str) -> None:
-        lowered = canonical_name(name).lower()
-        self._items = [item for item in self._items if item[0].lower() != lowered]
+        lowered = _key(name)
+        keep = [j for j, key in enumerate(self._keys) if key != lowered]
+        self._items = [self._items[j] for j in keep]
+        self._keys = [self._keys[j] for j in keep]
 
     def get(self, name: str) -> str | None:
-        lowered = canonical_name(name).lower()
-        for key, value in self._items:
-            if key.lower() == lowered:
-                return value
-        return None
+        try:
+            return self._items[self._keys.index(_key(name))][1]
+        except ValueError:
+            return None
 
     def get_all(self, name: str) -> list[str]:
-        lowered = canonical_name(name).lower()
-        return [value for key, value in self._items if key.lower() == lowered]
+        lowered = _key(name)
+        keys = self._keys
+        if lowered not in keys:
+            return []
+        return [item[1] for key, item in zip(keys, self._items, strict=True) if key == lowered]
+
+    @classmethod
+    def from_lines(cls, names: list[str], values: list[str]) -> Headers:
+        """Headers from parallel lists of names and values, as :meth:`add` would build them."""
+        headers = cls.__new__(cls)
+        items: list[tuple[str, str]] = []
+        keys: list[str] = []
+        for name, value in zip(names, values, strict=True):
+            if "\r" in value or "\n" in value:
+                raise HeaderError("header values cannot contain CR or LF")
+            canonical = _LOOKUP.get(name)
+            if canonical is None:
+                canonical = _LOOKUP.get(name.lower(), name)
+            items.append((canonical, value))
+            keys.append(_KEY_OF.get(canonical) or canonical.lower())
+        headers._items = items
+        headers._keys = keys
+        return headers
+
+    def count(self, name: str) -> int:
+        """How many lines of ``name`` there are."""
+        return self._keys.count(_key(name))
 
     def values(self, name: str) -> list[str]:
         """Every value of ``name``, list headers split on top-level commas."""
         raw = self.get_all(name)
-        if canonical_name(name).lower() not in LIST_HEADERS:
+        if _key(name) not in LIST_HEADERS:
             return raw
         out: list[str] = []
         for line in raw:
-            out.extend(part.strip() for part in split_top_level(line, ","))
+            if "," not in line and '"' not in line:
+                out.append(line.strip())
+            else:
+                out.extend(part.strip() for part in split_top_level(line, ","))
         return out
 
     def __contains__(self, name: object) -> bool:
@@ -235,14 +292,17 @@ class Headers:
         return len(self._items)
 
     def copy(self) -> Headers:
-        clone = Headers()
+        clone = Headers.__new__(Headers)
         clone._items = list(self._items)
+        clone._keys = list(self._keys)
         return clone
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(k.lower(), v) for k, v in self._items] == [(k.lower(), v) for k, v in other._items]
+        return self._keys == other._keys and [v for _, v in self._items] == [
+            v for _, v in other._items
+        ]
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -252,6 +312,8 @@ class Headers:
 
 def split_top_level(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside quoted strings and ``<…>``; raises on an unterminated quote."""
+    if '"' not in text and "<" not in text:
+        return text.split(sep)  # nothing quoted or bracketed: every separator splits
     parts: list[str] = []
     start = 0
     i = 0
@@ -319,6 +381,22 @@ def parse_header_params(text: str) -> Params:
     return params
 
 
+# --------------------------------------------------------------------------- parse caches
+
+# The same From, To, Via and Contact texts come back in every message of a transaction and a
+# dialog: parsed values are kept by their text and handed out as copies (callers may change them).
+# Bounded: texts up to _CACHED_TEXT characters, emptied when _CACHE_SIZE entries are reached.
+_CACHE_SIZE = 512
+_CACHED_TEXT = 512
+
+
+def _remember(cache: dict[str, _T], text: str, value: _T) -> None:
+    if len(text) <= _CACHED_TEXT:
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[text] = value
+
+
 # --------------------------------------------------------------------------- Via
 
 _VIA_RE = re.compile(
@@ -340,6 +418,22 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        cached = _VIAS.get(text)
+        if cached is not None and cls is Via:
+            return cached.copy()
+        via = cls._parse(text)
+        if cls is Via:
+            _remember(_VIAS, text, via.copy())
+        return via
+
+    @classmethod
+    def check(cls, text: str) -> None:
+        """Raise :class:`HeaderError` unless ``text`` parses (no copy when it parsed before)."""
+        if text not in _VIAS:
+            Via.parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Via:
         m = _VIA_RE.fullmatch(text.strip(_LWS))
         if m is None:
             raise HeaderError(f"bad Via {text!r}")
@@ -387,6 +481,9 @@ class Via:
         return f"Via({str(self)!r})"
 
 
+_VIAS: dict[str, Via] = {}
+
+
 # --------------------------------------------------------------------------- name-addr
 
 _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"', re.S)
@@ -406,6 +503,22 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
+        cached = _NAME_ADDRS.get(text)
+        if cached is not None and cls is NameAddr:
+            return cached.copy()
+        addr = cls._parse(text)
+        if cls is NameAddr and isinstance(addr.uri, SipUri):
+            _remember(_NAME_ADDRS, text, addr.copy())
+        return addr
+
+    @classmethod
+    def check(cls, text: str) -> None:
+        """Raise :class:`HeaderError` unless ``text`` parses (no copy when it parsed before)."""
+        if text not in _NAME_ADDRS:
+            NameAddr.parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> NameAddr:
         text = text.strip(_LWS)
         if text == "*":
             return cls(AbsoluteUri("*", ""), None, Params(), wildcard=True)
@@ -481,6 +594,9 @@ class NameAddr:
 
     def __repr__(self) -> str:
         return f"NameAddr({str(self)!r})"
+
+
+_NAME_ADDRS: dict[str, NameAddr] = {}
 
 
 def _uri(text: str) -> Uri:

@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass
 
 from callgate.sip.headers import (
+    KNOWN_NAMES,
     CSeq,
     HeaderError,
     Headers,
@@ -34,7 +35,6 @@ Message = Request | Response
 
 MAX_DATAGRAM = 65535
 _VERSION_RE = re.compile(r"SIP/(\d+)\.(\d+)", re.I)
-_LINE_SPLIT = re.compile(rb"\r?\n")
 _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
@@ -66,29 +66,35 @@ def _decode(data: bytes) -> str:
 
 def _parse_head(head: bytes) -> tuple[Request | Response, Headers]:
     """Parse the start line and header lines (unfolding them); the body is not looked at."""
-    raw_lines = _LINE_SPLIT.split(head)
-    start = _decode(raw_lines[0])
-    headers = Headers()
-    current: list[str] | None = None
-    pending: list[tuple[str, list[str]]] = []
-    for raw in raw_lines[1:]:
-        line = _decode(raw)
+    # one decode for the whole head: CR and LF are ASCII, so lines decode as they would alone
+    lines = _decode(head).split("\n")
+    last = len(lines) - 1
+    start = lines[0][:-1] if last > 0 and lines[0].endswith("\r") else lines[0]
+    names: list[str] = []
+    values: list[str] = []
+    folded: dict[int, list[str]] = {}
+    for index in range(1, last + 1):
+        line = lines[index]
+        if index < last and line.endswith("\r"):
+            line = line[:-1]  # the CR of a CRLF (a lone CR elsewhere stays, as before)
         if line[:1] in (" ", "\t"):
-            if current is None:
+            if not names:
                 raise ParseError("folded line before any header")
-            current.append(line.strip(" \t"))
+            at = len(values) - 1
+            folded.setdefault(at, [values[at]]).append(line.strip(" \t"))
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not is_token(name):
+        if not colon or (name not in KNOWN_NAMES and not is_token(name)):
             raise ParseError(f"malformed header line {line[:40]!r}")
-        current = [value.strip(" \t")]
-        pending.append((name, current))
-    for name, parts in pending:
-        try:
-            headers.add(name, " ".join(p for p in parts if p) if len(parts) > 1 else parts[0])
-        except HeaderError as exc:
-            raise ParseError(str(exc)) from exc
+        names.append(name)
+        values.append(value.strip(" \t"))
+    for at, parts in folded.items():
+        values[at] = " ".join(p for p in parts if p)
+    try:
+        headers = Headers.from_lines(names, values)
+    except HeaderError as exc:
+        raise ParseError(str(exc)) from exc
     message = _parse_start_line(start, headers)
     return message, headers
 
@@ -138,15 +144,15 @@ def _validate(message: Request | Response) -> None:
     """Check the mandatory headers and the ones whose syntax the stack relies on."""
     headers = message.headers
     for name in _REQUIRED:
-        count = len(headers.get_all(name))
+        count = headers.count(name)
         if count == 0:
             raise HeaderError(f"missing {name}")
         if count > 1 and name != "Via":
             raise HeaderError(f"more than one {name}")
     for value in headers.values("Via"):
-        Via.parse(value)
-    message.from_  # noqa: B018 - parsing is the check
-    message.to  # noqa: B018
+        Via.check(value)
+    NameAddr.check(headers.get("From") or "")
+    NameAddr.check(headers.get("To") or "")
     cseq = CSeq.parse(headers.get("CSeq") or "")
     if not (headers.get("Call-ID") or "").strip():
         raise HeaderError("empty Call-ID")
@@ -154,7 +160,7 @@ def _validate(message: Request | Response) -> None:
         raise HeaderError("CSeq method does not match the request method")
     for name in ("Contact", "Route", "Record-Route"):
         for value in headers.values(name):
-            NameAddr.parse(value)
+            NameAddr.check(value)
     message.max_forwards  # noqa: B018
     lengths = {v.strip() for v in headers.get_all("Content-Length")}
     if len(lengths) > 1:

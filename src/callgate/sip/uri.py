@@ -39,6 +39,7 @@ _HOSTNAME_RE = re.compile(
 _IPV4_RE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+_DELIMITER_RE = re.compile(r'[ \t\r\n<>"]')
 # Parameters whose values are case-insensitive tokens; others (and user/password) are compared
 # byte-for-byte after unescaping, as RFC 3261 §19.1.4 asks.
 _TOKEN_VALUED = frozenset({"transport", "user", "method", "maddr", "ttl", "lr"})
@@ -51,19 +52,20 @@ class Params:
     parameter that exists replaces its value in place, keeping the spelling of the first name.
     """
 
-    __slots__ = ("_items",)
+    # ``_keys[i]`` is the lower-cased name of ``_items[i]``
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str | None]] = ()) -> None:
         self._items: list[tuple[str, str | None]] = []
+        self._keys: list[str] = []
         for name, value in items:
             self[name] = value
 
     def _index(self, name: str) -> int:
-        lowered = name.lower()
-        for i, (key, _) in enumerate(self._items):
-            if key.lower() == lowered:
-                return i
-        return -1
+        try:
+            return self._keys.index(name.lower())
+        except ValueError:
+            return -1
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._index(name) >= 0
@@ -82,6 +84,7 @@ class Params:
         i = self._index(name)
         if i < 0:
             self._items.append((name, value))
+            self._keys.append(name.lower())
         else:
             self._items[i] = (self._items[i][0], value)
 
@@ -90,11 +93,13 @@ class Params:
         if i < 0:
             raise KeyError(name)
         del self._items[i]
+        del self._keys[i]
 
     def pop(self, name: str, default: str | None = None) -> str | None:
         i = self._index(name)
         if i < 0:
             return default
+        del self._keys[i]
         return self._items.pop(i)[1]
 
     def __iter__(self) -> Iterator[str]:
@@ -110,7 +115,10 @@ class Params:
         return bool(self._items)
 
     def copy(self) -> Params:
-        return Params(self._items)
+        clone = Params.__new__(Params)
+        clone._items = list(self._items)
+        clone._keys = list(self._keys)
+        return clone
 
     def normalized(self) -> dict[str, str | None]:
         """Lower-cased names mapped to values (token-valued ones lower-cased too)."""
@@ -130,6 +138,8 @@ class Params:
     __hash__ = None  # type: ignore[assignment]
 
     def serialize(self) -> str:
+        if not self._items:
+            return ""
         return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in self._items)
 
     def __repr__(self) -> str:
@@ -298,7 +308,7 @@ def parse_sip_uri(text: str) -> SipUri:
     scheme = scheme.lower()
     if not colon or scheme not in ("sip", "sips"):
         raise UriError("not a sip or sips URI")
-    if any(c in rest for c in ' \t\r\n<>"'):
+    if _DELIMITER_RE.search(rest):
         raise UriError("whitespace or delimiter inside a URI")
     user = password = None
     at = rest.rfind("@")
@@ -325,13 +335,32 @@ def parse_sip_uri(text: str) -> SipUri:
     return SipUri(host, user, password, port, scheme, parse_params(param_text), headers)
 
 
+# Request-URIs and Contact URIs repeat across the messages of a call: parsed SIP URIs are kept
+# by their text (bounded) and handed out as copies.
+_SIP_URIS: dict[str, SipUri] = {}
+_CACHE_SIZE = 512
+_CACHED_TEXT = 512
+
+
 def parse_uri(text: str) -> Uri:
     """Parse any URI: SIP URIs strictly, other schemes as opaque :class:`AbsoluteUri`."""
+    cached = _SIP_URIS.get(text)
+    if cached is not None:
+        return cached.copy()
+    uri = _parse_uri(text)
+    if isinstance(uri, SipUri) and len(text) <= _CACHED_TEXT:
+        if len(_SIP_URIS) >= _CACHE_SIZE:
+            _SIP_URIS.clear()
+        _SIP_URIS[text] = uri.copy()
+    return uri
+
+
+def _parse_uri(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME_RE.fullmatch(scheme):
         raise UriError("URI without a scheme")
     if scheme.lower() in ("sip", "sips"):
         return parse_sip_uri(text)
-    if not rest or any(c in rest for c in ' \t\r\n<>"'):
+    if not rest or _DELIMITER_RE.search(rest):
         raise UriError("bad absolute URI")
     return AbsoluteUri(scheme, rest)
