@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     sip_default_expires: int = Field(3600, ge=1)
     # How long a digest nonce is valid; a valid answer on an older one gets stale=true.
     sip_nonce_lifetime: int = Field(300, ge=10)
+    # The SIP process's cache of accounts, extensions, trunks and DIDs (docs/calls.md): every
+    # committed change empties it; this TTL only bounds changes made outside Callgate. 0 = off.
+    sip_directory_cache_ttl: int = Field(30, ge=0, le=3600)
     # Where the SIP process listens for call-control requests from API workers of other
     # processes (loopback only; requests are authenticated with a key derived from secret_key).
     sip_control_port: int = Field(5099, ge=0, le=65535)

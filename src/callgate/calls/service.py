@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from callgate.api.schemas import Page
@@ -85,31 +87,36 @@ def _check(call: FinishedCall) -> None:
         raise InvalidInput("call_uuid must be 1 to 36 characters.", {"call_uuid": "length"})
 
 
+def _values(call: FinishedCall) -> dict[str, Any]:
+    """The history row of a finished call (checked; free texts cut to their columns)."""
+    _check(call)
+    texts = {name: getattr(call, name)[:limit] for name, limit in _TEXT_LIMITS.items()}
+    return {
+        "call_uuid": call.call_uuid or uuid.uuid4().hex,
+        "client_id": call.client_id,
+        "extension_id": call.extension_id,
+        "flow": call.flow,
+        "init_time": call.init_time,
+        "answer_time": call.answer_time,
+        "hangup_time": call.hangup_time,
+        "duration": _seconds(call.init_time, call.hangup_time),
+        "bridged_duration": (
+            0 if call.answer_time is None else _seconds(call.answer_time, call.hangup_time)
+        ),
+        "result": call.result,
+        "record_uuid": call.record_uuid,
+        "callback_id": call.callback_id,
+        **texts,
+    }
+
+
 class CallHistoryService:
     def __init__(self, database: Database) -> None:
         self.database = database
 
     def record(self, call: FinishedCall) -> CallRecord:
         """Write the history row of a finished call; ``Conflict`` if its uuid is taken."""
-        _check(call)
-        texts = {name: getattr(call, name)[:limit] for name, limit in _TEXT_LIMITS.items()}
-        row = CallRecord(
-            call_uuid=call.call_uuid or uuid.uuid4().hex,
-            client_id=call.client_id,
-            extension_id=call.extension_id,
-            flow=call.flow,
-            init_time=call.init_time,
-            answer_time=call.answer_time,
-            hangup_time=call.hangup_time,
-            duration=_seconds(call.init_time, call.hangup_time),
-            bridged_duration=(
-                0 if call.answer_time is None else _seconds(call.answer_time, call.hangup_time)
-            ),
-            result=call.result,
-            record_uuid=call.record_uuid,
-            callback_id=call.callback_id,
-            **texts,
-        )
+        row = CallRecord(**_values(call))
         try:
             with self.database.write() as session:
                 if call.extension_id is not None:
@@ -128,6 +135,31 @@ class CallHistoryService:
             # Two writers of one uuid at once (or a client deleted meanwhile).
             raise Conflict(f"Call {row.call_uuid} could not be stored.") from None
         return row
+
+    def record_many(self, calls: list[FinishedCall]) -> None:
+        """Write the rows of several finished calls in one transaction: all or none (a bad or
+        duplicate one fails the lot; ``common/batch.py`` then writes them one by one)."""
+        rows = [_values(call) for call in calls]
+        if not rows:
+            return
+        extension_ids = {call.extension_id for call in calls if call.extension_id is not None}
+        with self.database.write_connection() as connection:
+            owners: dict[int, int] = {}
+            if extension_ids:
+                found = connection.execute(
+                    select(Extension.id, Extension.client_id).where(Extension.id.in_(extension_ids))
+                )
+                owners = {ext_id: client_id for ext_id, client_id in found}
+            for call in calls:
+                if call.extension_id is not None and owners.get(call.extension_id) != (
+                    call.client_id
+                ):
+                    raise InvalidInput(
+                        f"Extension {call.extension_id} is not an extension of client "
+                        f"{call.client_id}.",
+                        {"extension_id": "not in this client"},
+                    )
+            connection.execute(insert(CallRecord), rows)
 
     def list(
         self, where: CallFilter, *, page: int, per_page: int, newest_first: bool = True

@@ -44,6 +44,12 @@ NAMING_CONVENTION = {
 # application, its user, the user's client, and extensions (realm checks; deleting one deletes
 # its users). Any UPDATE, DELETE or TRUNCATE of them can change what a cached check would say.
 AUTHORIZATION_TABLES = frozenset({"oauth_tokens", "applications", "users", "clients", "extensions"})
+# The tables the PBX's directory cache is read from (pbx/directory.py): SIP accounts, extensions
+# with their rule and codecs, trunks, DIDs. They announce on the same generation, and their plain
+# INSERTs too (a new trunk or DID, a first SIP password, must not wait for the cache's TTL).
+DIRECTORY_TABLES = frozenset(
+    {"phone_settings", "extensions", "clients", "trunks", "dids", "incoming_rules"}
+)
 AUTHORIZATION_CHANNEL = "callgate_authz"
 _CHANGE = re.compile(
     r"^\s*(?:(?P<verb>UPDATE|DELETE\s+FROM|INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO)"
@@ -57,7 +63,8 @@ _DIRTY = "callgate_authorization_changed"
 
 @functools.lru_cache(maxsize=2048)
 def changes_authorization(statement: str) -> bool:
-    """Whether a SQL statement may change a row of ``AUTHORIZATION_TABLES``.
+    """Whether a SQL statement may change a row of ``AUTHORIZATION_TABLES`` (or any write to
+    ``DIRECTORY_TABLES``, inserts included).
 
     Errs on the safe side: a needless announcement costs one cache refill per worker, a missed
     one would leave a revoked token usable. Statements are compiled strings cached by SQLAlchemy,
@@ -70,7 +77,10 @@ def changes_authorization(statement: str) -> bool:
         return True
     if match.group("with"):
         return _WRITE_IN_CTE.search(statement) is not None
-    if match.group("table").lower() not in AUTHORIZATION_TABLES:
+    table = match.group("table").lower()
+    if table in DIRECTORY_TABLES:
+        return True
+    if table not in AUTHORIZATION_TABLES:
         return False
     verb = match.group("verb").upper()
     if verb.startswith("INSERT"):

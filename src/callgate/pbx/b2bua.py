@@ -14,7 +14,8 @@ place.
 Identifiers: a call's ``call_id`` (also the call-history ``call_uuid``) and ``call_api_id`` are
 uuid hex strings made here, never a SIP Call-ID; each participant has a ``sub_call_id``. Events
 (:class:`~callgate.calls.live.CallEvent`) go to the :class:`~callgate.calls.live.EventSink`;
-the call-history row is written in a worker thread when the call ends.
+the call-history row is written when the call ends (in batches when ``history`` is a
+:class:`~callgate.common.batch.BatchWriter`: one transaction for the calls that ended meanwhile).
 
 Any exception while handling one call ends that call (500 to a caller still waiting, BYE to
 answered legs); the engine and the other calls go on.
@@ -35,6 +36,7 @@ from typing import Any, Protocol
 from callgate.calls.live import CallbackRequest, CallEvent, EventSink, LiveCall, Originated
 from callgate.calls.models import CallFlow
 from callgate.calls.service import FinishedCall
+from callgate.common.batch import BatchWriter
 from callgate.common.errors import Conflict, InvalidInput
 from callgate.media.g711 import ULAW_SILENCE
 from callgate.media.recorder import Recorder
@@ -62,6 +64,7 @@ from callgate.pbx.call import (
     new_id,
     outcome_of_status,
 )
+from callgate.pbx.directory import DirectoryCache
 from callgate.pbx.endpoint import Incoming, SipEndpoint
 from callgate.pbx.legs import ActiveCall, Contact, Dialing, SipLeg, Transfer, ignore
 from callgate.pbx.registrar import MD5_ONLY_AGENTS, Bindings
@@ -176,8 +179,9 @@ class CallEngine:
         directory: Directory,
         events: EventSink,
         *,
-        history: HistoryWriter | None = None,
+        history: HistoryWriter | BatchWriter[FinishedCall] | None = None,
         recordings: RecordingStore | None = None,
+        lookups: DirectoryCache | None = None,
         media_host: str | None = None,
         moh_tone_hz: int = 425,
         ring_seconds: int = 30,
@@ -189,6 +193,9 @@ class CallEngine:
         self.digest = digest
         self.bindings = bindings
         self.directory = directory
+        # the per-call reads (accounts, extensions, numbers, trunk sources): from memory when a
+        # cache is given, else each in a worker thread
+        self.lookups = lookups or DirectoryCache(directory, router, router.trunks, ttl=0)
         self.events = events
         self.history = history
         self.recordings = recordings
@@ -260,9 +267,13 @@ class CallEngine:
 
     def send_ack(self, leg: SipLeg) -> None:
         assert leg.dialog is not None
-        host, port = self.endpoint.local_address()
-        ack = leg.dialog.create_ack(via_host=host, via_port=port, transport=leg.transport.upper())
-        self.endpoint.send_stateless(ack, leg.peer, leg.transport)
+        if leg.ack is None:  # a retransmitted 2xx gets the same ACK (RFC 3261 §13.2.2.4)
+            host, port = self.endpoint.local_address()
+            ack = leg.dialog.create_ack(
+                via_host=host, via_port=port, transport=leg.transport.upper()
+            )
+            leg.ack = bytes(ack)
+        self.endpoint.send_stateless(leg.ack, leg.peer, leg.transport)
 
     def send_in_dialog(
         self,
@@ -333,7 +344,7 @@ class CallEngine:
             return make_response(request, 503, "Service Unavailable (shutting down)")
         trunks = self.router.trunks
         if trunks is not None:
-            inbound = await asyncio.to_thread(trunks.inbound, incoming.source, request)
+            inbound = await self.lookups.inbound(incoming.source, request)
             if inbound is not None:
                 return await self._from_trunk(incoming, inbound.client_id, inbound)
         account_or_response = await self._authenticate(incoming)
@@ -347,11 +358,8 @@ class CallEngine:
         if number.startswith(prefix + "*"):
             number = number[len(prefix) + 1 :]
 
-        def route() -> tuple[InternalTarget | None, Target | None]:  # one worker-thread hop
-            caller = self.router.extension(account.extension_id)
-            return caller, self.router.resolve(account.client_id, number)
-
-        caller_target, target = await asyncio.to_thread(route)
+        caller_target = await self.lookups.extension(account.extension_id)
+        target = await self.lookups.resolve(account.client_id, number)
         if caller_target is None:
             return make_response(request, 403)
         caller = caller_target.party
@@ -368,7 +376,7 @@ class CallEngine:
         did = inbound.did_number
         target = None
         if inbound.extension_id is not None:
-            target = await asyncio.to_thread(self.router.extension, inbound.extension_id)
+            target = await self.lookups.extension(inbound.extension_id)
         from_ = request.from_
         number = (
             from_.uri.user_unescaped if isinstance(from_.uri, SipUri) else None
@@ -392,7 +400,7 @@ class CallEngine:
         if found is None:
             return self._challenge(request, now)
         username, value = found
-        account = await asyncio.to_thread(self.directory.account, username) if username else None
+        account = await self.lookups.account(username) if username else None
 
         def lookup(name: str) -> Ha1Pair | None:
             return account.ha1 if account is not None and account.username == name else None
@@ -717,7 +725,7 @@ class CallEngine:
             if callee is not None:
                 self.emit(call.leave(callee, self.now(), OUTCOMES[outcome].status))
             log.info("call %s: %s, forwarded to %s", call.call_id, outcome.value, rule.forward_to)
-            current = await asyncio.to_thread(self.router.resolve, call.client_id, rule.forward_to)
+            current = await self.lookups.resolve(call.client_id, rule.forward_to)
         return outcome
 
     async def _ring(
@@ -872,7 +880,7 @@ class CallEngine:
                 self._notify(leaving, "403 Forbidden", final=True)
             return True
         active.transfers_done += 1
-        target = await asyncio.to_thread(self.router.resolve, call.client_id, transfer.number)
+        target = await self.lookups.resolve(call.client_id, transfer.number)
         if transfer.refer:
             self._notify(leaving, "100 Trying", final=False)
             self._notify(leaving, "200 OK" if target else "404 Not Found", final=True)
@@ -948,7 +956,10 @@ class CallEngine:
             self.emit(call.hangup_events(self.now()))
             if self.history is not None:
                 try:
-                    await asyncio.to_thread(self.history.record, call.finished())
+                    if isinstance(self.history, BatchWriter):
+                        await self.history.submit(call.finished())
+                    else:
+                        await asyncio.to_thread(self.history.record, call.finished())
                 except Exception:
                     log.exception("call %s: history row not written", call.call_id)
             assert call.hangup_time is not None
@@ -1060,7 +1071,7 @@ class CallEngine:
         active = self._active(call_api_id)
         if active.call.state is not CallState.ANSWERED:
             raise InvalidInput("Only an answered call can be transferred.", {"action": "state"})
-        target = await asyncio.to_thread(self.router.resolve, active.call.client_id, number)
+        target = await self.lookups.resolve(active.call.client_id, number)
         if target is None:
             raise InvalidInput(f"The number {number} routes nowhere.", {"send_dst": "unknown"})
         legs = active.live_legs()
@@ -1074,7 +1085,7 @@ class CallEngine:
         """Callback: ring every ``src_num`` (first to answer wins), then ``dst_num``, bridge."""
         if self._stopping:
             raise Conflict("The PBX is stopping.")
-        owner = await asyncio.to_thread(self.router.extension, request.extension_id)
+        owner = await self.lookups.extension(request.extension_id)
         if owner is None or owner.party.client_id != request.client_id:
             raise InvalidInput(
                 f"Extension {request.extension_id} is not a phone of this client.",
@@ -1082,13 +1093,13 @@ class CallEngine:
             )
         sources: list[Target] = []
         for number in request.src_num:
-            found = await asyncio.to_thread(self.router.resolve, request.client_id, number)
+            found = await self.lookups.resolve(request.client_id, number)
             if found is None:
                 raise InvalidInput(f"The number {number} routes nowhere.", {"src_num": number})
             sources.append(found)
         if not sources:
             raise InvalidInput("src_num must name at least one number.", {"src_num": "empty"})
-        dst = await asyncio.to_thread(self.router.resolve, request.client_id, request.dst_num)
+        dst = await self.lookups.resolve(request.client_id, request.dst_num)
         if dst is None:
             raise InvalidInput(
                 f"The number {request.dst_num} routes nowhere.", {"dst_num": request.dst_num}

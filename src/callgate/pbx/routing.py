@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from callgate.common.db import Database
 from callgate.identity.models import Client, Extension, ExtensionType, Status
 from callgate.pbx.call import Party
+from callgate.pbx.repository import SipAccount
 from callgate.phones.models import DEFAULT_CODECS, IncomingRule, NoAnswerAction, PhoneSettings
+from callgate.sip.digest import Ha1Pair
 from callgate.sip.message import Request, Response
 
 Addr = tuple[str, int]
@@ -127,6 +129,9 @@ class Router:
                 IncomingRule.ring_seconds,
                 IncomingRule.action,
                 IncomingRule.forward_to,
+                PhoneSettings.sip_username,
+                PhoneSettings.ha1_md5,
+                PhoneSettings.ha1_sha256,
             )
             .join(Client, Client.id == Extension.client_id)
             .outerjoin(PhoneSettings, PhoneSettings.extension_id == Extension.id)
@@ -137,10 +142,38 @@ class Router:
         query = self._query().where(where)  # type: ignore[attr-defined]
         with self.database.read_connection() as connection:
             row = connection.execute(query).first()
+        return None if row is None else self._row_target(row)
+
+    def caller(self, username: str) -> tuple[SipAccount | None, InternalTarget | None]:
+        """The SIP account of ``username`` and its extension, in one query (what
+        :class:`~callgate.pbx.repository.DatabaseDirectory` and :meth:`extension` would say)."""
+        prefix, star, name = username.partition("*")
+        if not star or not prefix or not name:
+            return None, None
+        query = self._query().where(  # type: ignore[attr-defined]
+            Client.prefix == prefix,
+            Extension.name == name,
+            Extension.type == ExtensionType.PHONE,
+        )
+        with self.database.read_connection() as connection:
+            row = connection.execute(query).first()
         if row is None:
-            return None
+            return None, None
+        target = self._row_target(row)
+        stored_user, md5, sha256 = row[13:16]
+        # HA1 values computed for another user name (a renamed extension) are void
+        if stored_user != username or not md5 or not sha256:
+            return None, target
+        party = target.party
+        assert party.extension_id is not None
+        account = SipAccount(
+            username, party.extension_id, party.client_id, Ha1Pair(md5, sha256), target.blocked
+        )
+        return account, target
+
+    def _row_target(self, row: Any) -> InternalTarget:
         (ext_id, client_id, name, label, kind, status, prefix, client_status) = row[:8]
-        record, codecs, ring, action, forward_to = row[8:]
+        record, codecs, ring, action, forward_to = row[8:13]
         party = Party(
             client_id=client_id,
             number=name,
@@ -170,11 +203,18 @@ class Router:
         """What ``number`` dialled inside ``client_id`` reaches; None: nothing (404)."""
         if not NUMBER.match(number):
             return None
-        internal = self._target((Extension.client_id == client_id) & (Extension.name == number))
+        internal = self.internal(client_id, number)
         if internal is not None:
             return internal
-        if self.trunks is not None:
-            route = self.trunks.outbound_route(client_id, number)
-            if route is not None:
-                return ExternalTarget(number, route)
-        return None
+        return self.resolve_external(client_id, number)
+
+    def internal(self, client_id: int, number: str) -> InternalTarget | None:
+        """The extension of ``client_id`` named ``number``, or None."""
+        return self._target((Extension.client_id == client_id) & (Extension.name == number))
+
+    def resolve_external(self, client_id: int, number: str) -> ExternalTarget | None:
+        """The client's outbound trunk route for ``number``, or None (no trunk, bad number)."""
+        if self.trunks is None:
+            return None
+        route = self.trunks.outbound_route(client_id, number)
+        return ExternalTarget(number, route) if route is not None else None

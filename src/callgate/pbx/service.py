@@ -19,6 +19,7 @@ process) and ``callgate sip`` (a process of its own) call it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
 import logging
@@ -27,13 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callgate.calls.live import CallControl, EventSink, ListSink
-from callgate.calls.service import CallHistoryService
+from callgate.calls.service import CallHistoryService, FinishedCall
+from callgate.common.batch import BatchWriter
 from callgate.common.db import Database
 from callgate.common.storage import FileStore
 from callgate.config import Settings
 from callgate.media.relay import MediaRelay
 from callgate.pbx.b2bua import ALLOW, CallEngine
 from callgate.pbx.control import LocalCallControl
+from callgate.pbx.directory import DirectoryCache
 from callgate.pbx.endpoint import Incoming, SipEndpoint
 from callgate.pbx.registrar import Bindings, Registrar, Result, credentials_user
 from callgate.pbx.repository import DatabaseDirectory, Directory
@@ -53,6 +56,8 @@ KNOWN_METHODS = frozenset(
 )  # answered 405 outside a call; anything else unknown is 501
 IN_DIALOG = frozenset(["REFER", "NOTIFY", "INFO"])  # handled inside a call
 SUPPORTED: frozenset[str] = frozenset()  # option tags we implement (none yet)
+# A finished call's history row waits this long (seconds) for others to share its transaction.
+HISTORY_LINGER = 0.05
 # Without a call engine (unit tests of the registrar) an INVITE is refused with this reason.
 INVITE_REASON = "Temporarily Unavailable (calls not implemented yet)"
 
@@ -70,9 +75,11 @@ class PbxService:
         *,
         clock: Callable[[], float] = time.time,
         lookup_in_thread: bool = True,
+        lookups: DirectoryCache | None = None,
     ) -> None:
         self.registrar = registrar
         self.directory = directory
+        self.lookups = lookups  # accounts from memory (pbx/directory.py)
         self.clock = clock
         self.lookup_in_thread = lookup_in_thread
         # set once the endpoint exists (it needs us as its handler): CANCEL answers an INVITE
@@ -135,7 +142,9 @@ class PbxService:
         user = credentials_user(request, self.registrar.digest.realm)
         account = None
         if user is not None:
-            if self.lookup_in_thread:
+            if self.lookups is not None:
+                account = await self.lookups.account(user)
+            elif self.lookup_in_thread:
                 account = await asyncio.to_thread(self.directory.account, user)
             else:
                 account = self.directory.account(user)
@@ -175,12 +184,16 @@ class RunningPbx:
     events: EventSink = field(default_factory=ListSink)
     relay: MediaRelay | None = None
     trunks: TrunkService | None = None
+    history: BatchWriter[FinishedCall] | None = None
 
     async def stop(self) -> None:
-        """Hang up every call (BYE/CANCEL), then close media, trunks and the endpoint."""
+        """Hang up every call (BYE/CANCEL), write the last history rows, then close media,
+        trunks and the endpoint."""
         try:
             if self.engine is not None:
                 await self.engine.stop()
+            if self.history is not None:
+                await self.history.stop()
             if self.trunks is not None:
                 try:
                     await self.trunks.stop()
@@ -216,25 +229,33 @@ async def start_pbx(
         default_expires=settings.sip_default_expires,
     )
     directory = DatabaseDirectory(database)
-    service = PbxService(registrar, directory, clock=clock)
+    trunks = TrunkService(database, settings)
+    router = Router(database, trunks, ring_seconds=settings.ring_seconds)
+    lookups = DirectoryCache(directory, router, trunks, ttl=settings.sip_directory_cache_ttl)
+    service = PbxService(registrar, directory, clock=clock, lookups=lookups)
     endpoint = SipEndpoint(service, clock=clock)
     service.endpoint = endpoint
     sink: EventSink = events if events is not None else ListSink()
-    trunks = TrunkService(database, settings)
+    calls = CallHistoryService(database)
+    # history rows from one writer task, one transaction per batch (common/batch.py)
+    history = BatchWriter(
+        calls.record_many, calls.record, name="call history", linger=HISTORY_LINGER
+    )
     relay = MediaRelay(settings.media_host, settings.rtp_port_min, settings.rtp_port_max)
     engine = CallEngine(
         endpoint,
         relay,
-        Router(database, trunks, ring_seconds=settings.ring_seconds),
+        router,
         digest,
         registrar.bindings,
         directory,
         sink,
-        history=CallHistoryService(database),
+        history=history,
         recordings=RecordingService(database, FileStore(settings.data_dir)),
         moh_tone_hz=settings.moh_tone_hz,
         ring_seconds=settings.ring_seconds,
         clock=clock,
+        lookups=lookups,
     )
     service.engine = engine
     address = await endpoint.start(
@@ -242,10 +263,25 @@ async def start_pbx(
         port if port is not None else settings.sip_port,
     )
     control = LocalCallControl(engine)
-    running = RunningPbx(endpoint, service, address, engine, control, sink, relay, trunks)
+    running = RunningPbx(endpoint, service, address, engine, control, sink, relay, trunks, history)
     try:
         await trunks.start(endpoint)
     except Exception:  # calls work without registrations to providers
         log.exception("trunk registrations not started")
     log.info("SIP on udp and tcp %s:%d, realm %s", address[0], address[1], settings.sip_realm)
+    freeze_startup_heap()
     return running
+
+
+_heap_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Once per process: move what start-up built (modules, ORM metadata, settings) out of the
+    cyclic garbage collector's sight (``gc.freeze``), so its full collections, which calls
+    trigger, no longer walk several hundred thousand long-lived objects."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()

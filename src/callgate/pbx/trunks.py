@@ -441,6 +441,19 @@ class TrunkService:
             first.client_id, first.trunk_id, candidates[0] if candidates else "", None
         )
 
+    def addresses(self) -> frozenset[str]:
+        """Every IP address an enabled trunk's host resolves to: a request from elsewhere is
+        from no trunk (:meth:`inbound` would answer None). Blocking."""
+        with self.database.read_connection() as connection:
+            hosts = connection.execute(
+                select(Trunk.host).where(Trunk.enabled.is_(True)).distinct()
+            ).scalars()
+            names = list(hosts)
+        found: set[str] = set()
+        for host in names:
+            found.update(self._resolve(host))
+        return frozenset(found)
+
     def _resolve(self, host: str) -> list[str]:
         """:func:`resolve_host`, names cached for ``RESOLVE_TTL`` seconds: every INVITE asks."""
         if _ip(host) is not None:

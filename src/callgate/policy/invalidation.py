@@ -30,6 +30,7 @@ import select
 import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
@@ -203,6 +204,21 @@ class PostgresWatch:
                 last_heard = time.monotonic()
 
 
+_SHARED: weakref.WeakKeyDictionary[Database, ChangeWatch] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_watch(database: Database) -> ChangeWatch:
+    """The one change watch of ``database`` in this process (the API's cache of token checks and
+    the PBX's directory cache share it: one listener connection); closed with the database."""
+    with _SHARED_LOCK:
+        watch = _SHARED.get(database)
+        if watch is None:
+            watch = _SHARED[database] = watch_for(database)
+            database.on_dispose(watch.close)
+        return watch
+
+
 def watch_for(database: Database) -> ChangeWatch:
     if not database.is_sqlite:
         return PostgresWatch(database)
@@ -231,8 +247,7 @@ class AuthorizationCache:
         self._lock = threading.Lock()
         self.watch: ChangeWatch | None = None
         if self.enabled:
-            self.watch = watch_for(database)
-            database.on_dispose(self.watch.close)
+            self.watch = shared_watch(database)
 
     def generation(self) -> int | None:
         """Take this before reading the database; None means: do not use the cache now."""
