@@ -11,13 +11,15 @@ STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard src tests bench)
 PYTEST_ARGS ?= -n 2 --dist loadscope
 
-.PHONY: help venv system-deps run lint typecheck test bench clean distclean
+.PHONY: help venv system-deps run lint typecheck test bench bench-oauth bench-sip bench-rtp \
+	bench-webhooks clean distclean
 
 help:
 	@echo "make run          create the venv, migrate, load demo data, serve HTTP :8080 and SIP :5060"
 	@echo "make test         install system packages + venv, lint, typecheck, run pytest"
 	@echo "                  (PYTEST_ARGS='-x -k oauth' passes arguments through to pytest)"
-	@echo "make venv | system-deps | lint | typecheck | bench | clean | distclean"
+	@echo "make bench        every benchmark in turn: bench-oauth, bench-sip, bench-rtp, bench-webhooks"
+	@echo "make venv | system-deps | lint | typecheck | bench-<name> | clean | distclean"
 
 venv: $(STAMP)
 
@@ -46,8 +48,25 @@ typecheck: venv
 test: venv system-deps lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Each bench-* target runs one script with its default arguments (docs/benchmarks.md). `bench`
+# runs them one after the other, also under `make -j`: side by side they would skew each other.
 bench: venv
+	$(MAKE) bench-oauth
+	$(MAKE) bench-sip
+	$(MAKE) bench-rtp
+	$(MAKE) bench-webhooks
+
+bench-oauth: venv
 	$(BIN)/python bench/oauth.py
+
+bench-sip: venv
+	$(BIN)/python bench/sip.py
+
+bench-rtp: venv
+	$(BIN)/python bench/rtp.py
+
+bench-webhooks: venv
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist bench/results

@@ -123,6 +123,7 @@ async def pbx_main(args: argparse.Namespace) -> None:
     from sqlalchemy import func, select
 
     from callgate.calls.models import CallRecord
+    from callgate.pbx import service as pbx_service
     from callgate.pbx.registrar import Binding
     from callgate.pbx.service import start_pbx
 
@@ -134,6 +135,10 @@ async def pbx_main(args: argparse.Namespace) -> None:
         pbx = await start_pbx(settings, services.database, port=0, events=sink)
     else:
         pbx = await start_pbx(settings, services.database, port=0)
+    # as callgate sip does after start-up (start_pbx did it itself before): comparable figures
+    freeze = getattr(pbx_service, "freeze_startup_heap", None)
+    if freeze is not None:
+        freeze()
     pbx.service.registrar.bindings.put(
         args.callee,
         Binding(

@@ -47,6 +47,8 @@ async def until_no_calls(pbx: RunningPbx, limit: float = 10.0) -> None:
         if loop.time() > end:
             raise TimeoutError(f"calls still up: {list(pbx.engine.calls)}")
         await asyncio.sleep(0.05)
+    # an ended call leaves nothing behind in the engine's look-up tables
+    assert not pbx.engine._invites and not pbx.engine._dialogs and not pbx.engine._by_api
 
 
 def events_of(pbx: RunningPbx) -> list[CallEvent]:

@@ -7,7 +7,7 @@ import pytest
 
 from callgate.sip.headers import HeaderError, Headers, NameAddr, Via
 from callgate.sip.parser import ParseError, parse
-from callgate.sip.uri import SipUri, parse_uri
+from callgate.sip.uri import Params, SipUri, parse_uri
 from tests.sip.test_digest import _answer, _lookup, _server
 
 INVITE = (
@@ -107,3 +107,32 @@ def test_a_full_replay_table_is_swept_before_anything_is_evicted() -> None:
     assert server.verify(fresh, "REGISTER", 10.3, _lookup).ok
     assert server.tracked == 2
     assert server.verify(late, "REGISTER", 10.4, _lookup).outcome.name == "REPLAY"
+
+
+def test_copies_of_parameters_share_nothing_once_either_side_changes() -> None:
+    original = Params([("transport", "udp"), ("lr", None)])
+    clone = original.copy()
+    clone["transport"] = "tcp"
+    del clone["lr"]
+    assert original.items() == [("transport", "udp"), ("lr", None)]
+    assert clone.items() == [("transport", "tcp")]
+    second = original.copy()
+    assert original.pop("transport") == "udp"
+    original["maddr"] = "192.0.2.9"
+    assert second.items() == [("transport", "udp"), ("lr", None)]
+    assert original.items() == [("lr", None), ("maddr", "192.0.2.9")]
+    third = second.copy()
+    assert third.pop("nothing") is None and second.copy() == third == second
+
+
+def test_a_header_checked_by_the_parser_is_handed_out_as_a_copy() -> None:
+    text = "<sip:carol@192.0.2.4>;tag=check-only"
+    NameAddr.check(text)
+    via_text = "SIP/2.0/UDP 192.0.2.4:5070;branch=z9hG4bKcheck-only"
+    Via.check(via_text)
+    addr = NameAddr.parse(text)
+    addr.params["tag"] = "mine"
+    assert NameAddr.parse(text).tag == "check-only"
+    via = Via.parse(via_text)
+    via.params["branch"] = "z9hG4bKother"
+    assert Via.parse(via_text).branch == "z9hG4bKcheck-only"

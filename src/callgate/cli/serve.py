@@ -48,6 +48,7 @@ from callgate.common.errors import DomainError, InvalidInput
 from callgate.composition import build_services, create_app
 from callgate.config import Settings
 from callgate.pbx.channel import RemoteCallControl
+from callgate.pbx.service import freeze_startup_heap
 
 APP_FACTORY = "callgate.composition:app_from_environment"
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -141,6 +142,8 @@ async def _serve_one(
         )
         server = _Server(config)
         server.should_exit = stop_requested
+        if side is not None:  # the PBX runs here: as in callgate sip, once all is built
+            freeze_startup_heap()
         _announce(
             out,
             settings,

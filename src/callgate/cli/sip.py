@@ -35,7 +35,7 @@ from callgate.config import Settings
 from callgate.events.delivery import RunningDelivery, start_delivery
 from callgate.events.sink import OutboxSink
 from callgate.pbx.channel import ControlServer, start_control_server
-from callgate.pbx.service import RunningPbx, start_pbx
+from callgate.pbx.service import RunningPbx, freeze_startup_heap, start_pbx
 
 log = logging.getLogger("callgate")
 _PR_SET_PDEATHSIG = 1
@@ -154,6 +154,7 @@ async def _run(args: argparse.Namespace, ctx: Context) -> None:
     else:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     side = await start_sip_side(settings, ctx.services.database, host=args.host, port=args.port)
+    freeze_startup_heap()  # the process is built: keep it out of the collector's full passes
     try:
         info = {
             "sip": side.sip_address,

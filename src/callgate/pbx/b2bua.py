@@ -238,6 +238,7 @@ class CallEngine:
     def register(self, leg: SipLeg) -> None:
         assert leg.dialog is not None
         self._dialogs[leg.dialog.id] = leg
+        leg.active.dialog_ids.append(leg.dialog.id)
         if leg not in leg.active.legs:
             leg.active.legs.append(leg)
 
@@ -472,6 +473,7 @@ class CallEngine:
         self.calls[call.call_id] = active
         self._by_api[call.call_api_id] = active
         self._invites[incoming.key] = active
+        active.invite_keys.append(incoming.key)
         return None
 
     def on_ack(self, request: Request, source: Addr) -> None:
@@ -974,10 +976,13 @@ class CallEngine:
         finally:
             self.calls.pop(call.call_id, None)
             self._by_api.pop(call.call_api_id, None)
-            for txn in [k for k, v in self._invites.items() if v is active]:
-                del self._invites[txn]
-            for dialog in [k for k, v in self._dialogs.items() if v.active is active]:
-                del self._dialogs[dialog]
+            for txn in active.invite_keys:
+                if self._invites.get(txn) is active:
+                    del self._invites[txn]
+            for dialog in active.dialog_ids:
+                owner = self._dialogs.get(dialog)
+                if owner is not None and owner.active is active:
+                    del self._dialogs[dialog]
 
     async def _save_recording(self, active: ActiveCall, recorder: Recorder) -> None:
         call = active.call

@@ -29,7 +29,7 @@ from callgate.media.sdp import Codec, SdpError, build_offer, media_target, parse
 from callgate.pbx.call import Call, Outcome, Participant, new_id
 from callgate.pbx.endpoint import SipEndpoint
 from callgate.pbx.routing import TrunkRouteLike, TrunkRouting
-from callgate.sip.dialog import Dialog, DialogError
+from callgate.sip.dialog import Dialog, DialogError, DialogId
 from callgate.sip.headers import HeaderError, NameAddr
 from callgate.sip.message import Request, Response
 from callgate.sip.transaction import TransactionKey, build_cancel
@@ -109,6 +109,9 @@ class ActiveCall:
     dialings: list[Dialing] = field(default_factory=list)
     max_forwards: int = 70  # for our INVITEs: one less than the caller's, so loops end
     transfers_done: int = 0
+    # engine index keys that point at this call, removed when it ends (no scan of every call)
+    invite_keys: list[TransactionKey] = field(default_factory=list)
+    dialog_ids: list[DialogId] = field(default_factory=list)
 
     def request_stop(self, outcome: Outcome) -> None:
         if not self.stop.done():

@@ -269,7 +269,6 @@ async def start_pbx(
     except Exception:  # calls work without registrations to providers
         log.exception("trunk registrations not started")
     log.info("SIP on udp and tcp %s:%d, realm %s", address[0], address[1], settings.sip_realm)
-    freeze_startup_heap()
     return running
 
 

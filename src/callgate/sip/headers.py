@@ -243,8 +243,12 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         lowered = _key(name)
         keys = self._keys
-        if lowered not in keys:
+        try:
+            first = keys.index(lowered)
+        except ValueError:
             return []
+        if keys.count(lowered) == 1:  # the usual case: one line, found without a Python loop
+            return [self._items[first][1]]
         return [item[1] for key, item in zip(keys, self._items, strict=True) if key == lowered]
 
     @classmethod
@@ -430,7 +434,7 @@ class Via:
     def check(cls, text: str) -> None:
         """Raise :class:`HeaderError` unless ``text`` parses (no copy when it parsed before)."""
         if text not in _VIAS:
-            Via.parse(text)
+            _remember(_VIAS, text, Via._parse(text))  # nobody else holds it: no copy
 
     @classmethod
     def _parse(cls, text: str) -> Via:
@@ -515,7 +519,9 @@ class NameAddr:
     def check(cls, text: str) -> None:
         """Raise :class:`HeaderError` unless ``text`` parses (no copy when it parsed before)."""
         if text not in _NAME_ADDRS:
-            NameAddr.parse(text)
+            addr = NameAddr._parse(text)  # nobody else holds it: cached without a copy
+            if isinstance(addr.uri, SipUri):
+                _remember(_NAME_ADDRS, text, addr)
 
     @classmethod
     def _parse(cls, text: str) -> NameAddr:

@@ -52,14 +52,22 @@ class Params:
     parameter that exists replaces its value in place, keeping the spelling of the first name.
     """
 
-    # ``_keys[i]`` is the lower-cased name of ``_items[i]``
-    __slots__ = ("_items", "_keys")
+    # ``_keys[i]`` is the lower-cased name of ``_items[i]``; ``_shared`` is set when the two
+    # lists are shared with a copy (copy on write: the first change takes private lists).
+    __slots__ = ("_items", "_keys", "_shared")
 
     def __init__(self, items: Iterable[tuple[str, str | None]] = ()) -> None:
         self._items: list[tuple[str, str | None]] = []
         self._keys: list[str] = []
+        self._shared = False
         for name, value in items:
             self[name] = value
+
+    def _own(self) -> None:
+        if self._shared:
+            self._items = list(self._items)
+            self._keys = list(self._keys)
+            self._shared = False
 
     def _index(self, name: str) -> int:
         try:
@@ -81,6 +89,7 @@ class Params:
         return default if i < 0 else self._items[i][1]
 
     def __setitem__(self, name: str, value: str | None) -> None:
+        self._own()
         i = self._index(name)
         if i < 0:
             self._items.append((name, value))
@@ -92,6 +101,7 @@ class Params:
         i = self._index(name)
         if i < 0:
             raise KeyError(name)
+        self._own()
         del self._items[i]
         del self._keys[i]
 
@@ -99,6 +109,7 @@ class Params:
         i = self._index(name)
         if i < 0:
             return default
+        self._own()
         del self._keys[i]
         return self._items.pop(i)[1]
 
@@ -116,8 +127,9 @@ class Params:
 
     def copy(self) -> Params:
         clone = Params.__new__(Params)
-        clone._items = list(self._items)
-        clone._keys = list(self._keys)
+        clone._items = self._items
+        clone._keys = self._keys
+        clone._shared = self._shared = True
         return clone
 
     def normalized(self) -> dict[str, str | None]:
