@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from callgate.pbx.registrar import Binding
 from callgate.pbx.service import start_pbx
 from callgate.services import Services
 from callgate.sip.message import Request
 from callgate.sip.parser import parse
 from tests.pbx.helpers import PASSWORD
 from tests.pbx.test_calls_basic import until_no_calls
-from tests.pbx.test_calls_raw import Callee, in_dialog, rtp_socket, sdp
-from tests.pbx.test_calls_sip import Phone, credentials, invite, run
+from tests.pbx.test_calls_raw import Callee, in_dialog, open_pair, place_call, rtp_socket, sdp
+from tests.pbx.test_calls_sip import Phone, run
 from tests.support.factories import World
 
 
@@ -62,23 +61,11 @@ def test_a_retransmitted_200_gets_the_same_ack(services: Services, world: World)
 
     async def main() -> None:
         pbx = await start_pbx(services.settings, services.database, port=0)
-        loop = asyncio.get_running_loop()
-        a_sip, phone = await loop.create_datagram_endpoint(Phone, local_addr=("127.0.0.1", 0))
-        a_port = a_sip.get_extra_info("sockname")[1]
-        b_sip, callee = await loop.create_datagram_endpoint(
-            lambda: Retransmitting(sdp(media.getsockname()[1]), 0), local_addr=("127.0.0.1", 0)
+        a_sip, phone, a_port, b_sip, callee = await open_pair(
+            pbx, Phone, lambda: Retransmitting(sdp(media.getsockname()[1]), 0), callee_user
         )
-        b_port = b_sip.get_extra_info("sockname")[1]
-        callee.port = b_port
-        contact = f"sip:{callee_user}@127.0.0.1:{b_port}"
-        binding = Binding(contact, ("127.0.0.1", b_port), "udp", pbx.service.clock() + 300, "r", 1)
-        pbx.service.registrar.bindings.put(callee_user, binding)
         try:
-            offer = sdp(media.getsockname()[1])
-            a_sip.sendto(bytes(invite(user, a_port, call_id="r1", body=offer)), pbx.address)
-            auth = credentials(await phone.final("r1", 1), user, PASSWORD)
-            request = invite(user, a_port, call_id="r1", cseq=2, body=offer, authorization=auth)
-            a_sip.sendto(bytes(request), pbx.address)
+            await place_call(pbx, a_sip, phone, user, a_port, "r1", sdp(media.getsockname()[1]))
             ok = await phone.final("r1", 2)
             assert ok.status == 200
             a_sip.sendto(bytes(in_dialog("ACK", ok, a_port, 2)), pbx.address)

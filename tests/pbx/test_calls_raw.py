@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from typing import cast
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from callgate.calls.repository import CallFilter
 from callgate.media.rtp import RtpStream, parse_rtp
 from callgate.media.sdp import media_target, parse_sdp
 from callgate.pbx.registrar import Binding
-from callgate.pbx.service import start_pbx
+from callgate.pbx.service import RunningPbx, start_pbx
 from callgate.services import Services
 from callgate.sip.message import Request, Response
 from callgate.sip.parser import make_response, parse
@@ -72,6 +73,45 @@ class Callee(asyncio.DatagramProtocol):
             self._send(message, 200, self.body if message.method == "INVITE" else b"", to)
 
 
+P = TypeVar("P", bound=asyncio.DatagramProtocol)
+C = TypeVar("C", bound="Callee")
+
+
+def bind(pbx: RunningPbx, aor: str, port: int, call_id: str = "r") -> None:
+    """Bind ``aor`` to a hand-made phone on 127.0.0.1:``port``, as its REGISTER would."""
+    contact = f"sip:{aor}@127.0.0.1:{port}"
+    binding = Binding(contact, ("127.0.0.1", port), "udp", pbx.service.clock() + 300, call_id, 1)
+    pbx.service.registrar.bindings.put(aor, binding)
+
+
+async def open_pair(
+    pbx: RunningPbx, caller: Callable[[], P], callee: Callable[[], C], callee_user: str
+) -> tuple[asyncio.DatagramTransport, P, int, asyncio.DatagramTransport, C]:
+    """A caller socket and a callee socket on 127.0.0.1; the callee bound as ``callee_user``."""
+    loop = asyncio.get_running_loop()
+    a_sip, phone = await loop.create_datagram_endpoint(caller, local_addr=("127.0.0.1", 0))
+    b_sip, far_phone = await loop.create_datagram_endpoint(callee, local_addr=("127.0.0.1", 0))
+    far_phone.port = b_sip.get_extra_info("sockname")[1]
+    bind(pbx, callee_user, far_phone.port)
+    return a_sip, phone, a_sip.get_extra_info("sockname")[1], b_sip, far_phone
+
+
+async def place_call(
+    pbx: RunningPbx,
+    a_sip: asyncio.DatagramTransport,
+    phone: Phone,
+    user: str,
+    a_port: int,
+    call_id: str,
+    offer: bytes,
+) -> None:
+    """INVITE, read the 407, INVITE again with digest credentials (CSeq 2)."""
+    a_sip.sendto(bytes(invite(user, a_port, call_id=call_id, body=offer)), pbx.address)
+    auth = credentials(await phone.final(call_id, 1), user, PASSWORD)
+    request = invite(user, a_port, call_id=call_id, cseq=2, body=offer, authorization=auth)
+    a_sip.sendto(bytes(request), pbx.address)
+
+
 def in_dialog(method: str, ok: Response, port: int, cseq: int, body: bytes = b"") -> Request:
     """The caller's ACK/re-INVITE/BYE in the dialog the 200 ``ok`` made."""
     target = ok.contacts[0].uri
@@ -115,24 +155,11 @@ def test_reinvite_with_a_new_media_port_moves_the_relay(services: Services, worl
 
     async def main() -> None:
         pbx = await start_pbx(services.settings, services.database, port=0)
-        loop = asyncio.get_running_loop()
-        a_sip, phone = await loop.create_datagram_endpoint(Phone, local_addr=("127.0.0.1", 0))
-        a_port = a_sip.get_extra_info("sockname")[1]
-        b_sip, callee = await loop.create_datagram_endpoint(
-            lambda: Callee(sdp(far.getsockname()[1]), 0), local_addr=("127.0.0.1", 0)
+        a_sip, phone, a_port, b_sip, callee = await open_pair(
+            pbx, Phone, lambda: Callee(sdp(far.getsockname()[1]), 0), callee_user
         )
-        b_port = b_sip.get_extra_info("sockname")[1]
-        callee.port = b_port
-        contact = f"sip:{callee_user}@127.0.0.1:{b_port}"
-        binding = Binding(contact, ("127.0.0.1", b_port), "udp", pbx.service.clock() + 300, "r", 1)
-        pbx.service.registrar.bindings.put(callee_user, binding)
         try:
-            offer = sdp(first.getsockname()[1])
-            a_sip.sendto(bytes(invite(user, a_port, call_id="m1", body=offer)), pbx.address)
-            challenge = await phone.final("m1", 1)
-            auth = credentials(challenge, user, PASSWORD)
-            request = invite(user, a_port, call_id="m1", cseq=2, body=offer, authorization=auth)
-            a_sip.sendto(bytes(request), pbx.address)
+            await place_call(pbx, a_sip, phone, user, a_port, "m1", sdp(first.getsockname()[1]))
             to_b = await asyncio.wait_for(callee.requests.get(), 5)
             assert to_b.method == "INVITE" and to_b.uri.user == callee_user  # type: ignore[union-attr]
             relay_b = media_target(parse_sdp(to_b.body))
@@ -214,22 +241,11 @@ def test_a_caller_that_never_acks_the_200_is_hung_up(services: Services, world: 
     async def main() -> None:
         pbx = await start_pbx(services.settings, services.database, port=0)
         pbx.endpoint.layer.timers = TimerConfig(t1=0.05, t2=0.4, t4=0.5, timer_d=1.0)
-        loop = asyncio.get_running_loop()
-        a_sip, phone = await loop.create_datagram_endpoint(Caller, local_addr=("127.0.0.1", 0))
-        a_port = a_sip.get_extra_info("sockname")[1]
-        b_sip, callee = await loop.create_datagram_endpoint(
-            lambda: Callee(sdp(media.getsockname()[1]), 0), local_addr=("127.0.0.1", 0)
+        a_sip, phone, a_port, b_sip, callee = await open_pair(
+            pbx, Caller, lambda: Callee(sdp(media.getsockname()[1]), 0), callee_user
         )
-        b_port = b_sip.get_extra_info("sockname")[1]
-        contact = f"sip:{callee_user}@127.0.0.1:{b_port}"
-        binding = Binding(contact, ("127.0.0.1", b_port), "udp", pbx.service.clock() + 300, "r", 1)
-        pbx.service.registrar.bindings.put(callee_user, binding)
         try:
-            offer = sdp(media.getsockname()[1])
-            a_sip.sendto(bytes(invite(user, a_port, call_id="n1", body=offer)), pbx.address)
-            auth = credentials(await phone.final("n1", 1), user, PASSWORD)
-            request = invite(user, a_port, call_id="n1", cseq=2, body=offer, authorization=auth)
-            a_sip.sendto(bytes(request), pbx.address)
+            await place_call(pbx, a_sip, phone, user, a_port, "n1", sdp(media.getsockname()[1]))
             assert (await phone.final("n1", 2)).status == 200  # ... and no ACK is sent
             bye = await asyncio.wait_for(phone.requests.get(), 10)
             assert (bye.method, bye.call_id) == ("BYE", "n1")
@@ -258,24 +274,11 @@ def test_early_media_from_the_callee_reaches_the_caller_before_the_answer(
 
     async def main() -> None:
         pbx = await start_pbx(services.settings, services.database, port=0)
-        loop = asyncio.get_running_loop()
-        a_sip, phone = await loop.create_datagram_endpoint(Caller, local_addr=("127.0.0.1", 0))
-        a_port = a_sip.get_extra_info("sockname")[1]
-        b_sip, callee = await loop.create_datagram_endpoint(
-            lambda: Callee(sdp(far.getsockname()[1]), 0, early=True),
-            local_addr=("127.0.0.1", 0),
+        a_sip, phone, a_port, b_sip, callee = await open_pair(
+            pbx, Caller, lambda: Callee(sdp(far.getsockname()[1]), 0, early=True), callee_user
         )
-        callee.port = b_sip.get_extra_info("sockname")[1]
-        contact = f"sip:{callee_user}@127.0.0.1:{callee.port}"
-        source = ("127.0.0.1", callee.port)
-        binding = Binding(contact, source, "udp", pbx.service.clock() + 300, "r", 1)
-        pbx.service.registrar.bindings.put(callee_user, binding)
         try:
-            offer = sdp(mine.getsockname()[1])
-            a_sip.sendto(bytes(invite(user, a_port, call_id="e1", body=offer)), pbx.address)
-            auth = credentials(await phone.final("e1", 1), user, PASSWORD)
-            request = invite(user, a_port, call_id="e1", cseq=2, body=offer, authorization=auth)
-            a_sip.sendto(bytes(request), pbx.address)
+            await place_call(pbx, a_sip, phone, user, a_port, "e1", sdp(mine.getsockname()[1]))
             to_b = await asyncio.wait_for(callee.requests.get(), 5)
             relay_b = media_target(parse_sdp(to_b.body))
             # ringback from the far end, before any answer
@@ -322,24 +325,13 @@ def test_the_phones_codec_settings_choose_the_codec_of_both_legs(
 
     async def main() -> None:
         pbx = await start_pbx(services.settings, services.database, port=0)
-        loop = asyncio.get_running_loop()
-        a_sip, phone = await loop.create_datagram_endpoint(Caller, local_addr=("127.0.0.1", 0))
-        a_port = a_sip.get_extra_info("sockname")[1]
-        b_sip, callee = await loop.create_datagram_endpoint(
-            lambda: Callee(sdp(far.getsockname()[1], "8"), 0), local_addr=("127.0.0.1", 0)
+        a_sip, phone, a_port, b_sip, callee = await open_pair(
+            pbx, Caller, lambda: Callee(sdp(far.getsockname()[1], "8"), 0), callee_user
         )
-        callee.port = b_sip.get_extra_info("sockname")[1]
-        source = ("127.0.0.1", callee.port)
-        contact = f"sip:{callee_user}@127.0.0.1:{callee.port}"
-        binding = Binding(contact, source, "udp", pbx.service.clock() + 300, "r", 1)
-        pbx.service.registrar.bindings.put(callee_user, binding)
 
         async def call(call_id: str, formats: str) -> Response:
             offer = sdp(mine.getsockname()[1], formats)
-            a_sip.sendto(bytes(invite(user, a_port, call_id=call_id, body=offer)), pbx.address)
-            auth = credentials(await phone.final(call_id, 1), user, PASSWORD)
-            request = invite(user, a_port, call_id=call_id, cseq=2, body=offer, authorization=auth)
-            a_sip.sendto(bytes(request), pbx.address)
+            await place_call(pbx, a_sip, phone, user, a_port, call_id, offer)
             return await phone.final(call_id, 2)
 
         try:
@@ -411,17 +403,10 @@ def test_a_callee_with_two_phones_first_answer_wins_the_other_is_cancelled(
         answering.port = b_sip.get_extra_info("sockname")[1]
         c_sip, ringing = await loop.create_datagram_endpoint(Ringing, local_addr=("127.0.0.1", 0))
         c_port = c_sip.get_extra_info("sockname")[1]
-        expires = pbx.service.clock() + 300
         for port in (answering.port, c_port):
-            contact = f"sip:{callee_user}@127.0.0.1:{port}"
-            binding = Binding(contact, ("127.0.0.1", port), "udp", expires, f"r{port}", 1)
-            pbx.service.registrar.bindings.put(callee_user, binding)
+            bind(pbx, callee_user, port, f"r{port}")
         try:
-            offer = sdp(mine.getsockname()[1])
-            a_sip.sendto(bytes(invite(user, a_port, call_id="f1", body=offer)), pbx.address)
-            auth = credentials(await phone.final("f1", 1), user, PASSWORD)
-            request = invite(user, a_port, call_id="f1", cseq=2, body=offer, authorization=auth)
-            a_sip.sendto(bytes(request), pbx.address)
+            await place_call(pbx, a_sip, phone, user, a_port, "f1", sdp(mine.getsockname()[1]))
             ok = await phone.final("f1", 2)
             assert ok.status == 200
             a_sip.sendto(bytes(in_dialog("ACK", ok, a_port, 2)), pbx.address)

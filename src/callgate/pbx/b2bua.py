@@ -67,7 +67,7 @@ from callgate.pbx.call import (
 from callgate.pbx.directory import DirectoryCache
 from callgate.pbx.endpoint import Incoming, SipEndpoint
 from callgate.pbx.legs import ActiveCall, Contact, Dialing, SipLeg, Transfer, ignore
-from callgate.pbx.registrar import MD5_ONLY_AGENTS, Bindings
+from callgate.pbx.registrar import Bindings, digest_challenge
 from callgate.pbx.repository import Directory, SipAccount
 from callgate.pbx.routing import (
     ExternalTarget,
@@ -421,14 +421,7 @@ class CallEngine:
         return account
 
     def _challenge(self, request: Request, now: float, *, stale: bool = False) -> Response:
-        response = make_response(request, 407)
-        values = self.digest.challenge(now, stale=stale)
-        agent = (request.headers.get("User-Agent") or "").lower()
-        if agent.startswith(MD5_ONLY_AGENTS):
-            values = [v for v in values if "algorithm=MD5" in v]
-        for value in values:
-            response.headers.add("Proxy-Authenticate", value)
-        return response
+        return digest_challenge(self.digest, request, now, stale=stale, proxy=True)
 
     def _start_call(
         self,

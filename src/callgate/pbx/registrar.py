@@ -61,6 +61,27 @@ class Binding:
         return max(0, int(self.expires_at - now + 0.5))
 
 
+def digest_challenge(
+    digest: DigestServer,
+    request: Request,
+    now: float,
+    *,
+    stale: bool = False,
+    proxy: bool = False,
+) -> Response:
+    """A 401 with WWW-Authenticate (REGISTER) or, with ``proxy``, a 407 with Proxy-Authenticate
+    (INVITE): SHA-256 then MD5, or MD5 alone for :data:`MD5_ONLY_AGENTS`."""
+    response = make_response(request, 407 if proxy else 401)
+    values = digest.challenge(now, stale=stale)
+    agent = (request.headers.get("User-Agent") or "").lower()
+    if agent.startswith(MD5_ONLY_AGENTS):
+        values = [v for v in values if "algorithm=MD5" in v]
+    name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+    for value in values:
+        response.headers.add(name, value)
+    return response
+
+
 class Bindings:
     """In-memory bindings of this node: user name → contact URI → :class:`Binding`."""
 
@@ -169,14 +190,7 @@ class Registrar:
     # ------------------------------------------------------------------ answers
 
     def _challenge(self, request: Request, now: float, *, stale: bool = False) -> Response:
-        response = make_response(request, 401)
-        values = self.digest.challenge(now, stale=stale)
-        agent = (request.headers.get("User-Agent") or "").lower()
-        if agent.startswith(MD5_ONLY_AGENTS):
-            values = [v for v in values if "algorithm=MD5" in v]
-        for value in values:
-            response.headers.add("WWW-Authenticate", value)
-        return response
+        return digest_challenge(self.digest, request, now, stale=stale)
 
     def _fail(
         self,
