@@ -58,8 +58,8 @@ IN_DIALOG = frozenset(["REFER", "NOTIFY", "INFO"])  # handled inside a call
 SUPPORTED: frozenset[str] = frozenset()  # option tags we implement (none yet)
 # A finished call's history row waits this long (seconds) for others to share its transaction.
 HISTORY_LINGER = 0.05
-# Without a call engine (unit tests of the registrar) an INVITE is refused with this reason.
-INVITE_REASON = "Temporarily Unavailable (calls not implemented yet)"
+# Before ``start_pbx`` has attached the call engine, an INVITE is refused with this reason.
+INVITE_REASON = "Temporarily Unavailable (call engine not started)"
 
 
 def digest_key(secret_key: str) -> bytes:
